@@ -1,0 +1,1 @@
+"""The orchestration graph (planner, dispatcher, monitor, reviewer)."""

@@ -1,0 +1,277 @@
+"""One consumer of the server's event stream, routed to many subscribers.
+
+The server's stream (``GET /global/event``) has no replay: frames carry no
+SSE ids, so whatever happens while the stream is down is lost. The
+:class:`EventHub` therefore watches the stream's heartbeats, reconnects with
+backoff when it dies, and then delivers a :data:`RECONNECTED` event to every
+subscriber so each can re-read the state it cares about from the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Collection
+from types import TracebackType
+from typing import Self
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from langgraph_opencode.errors import EventStreamError
+from langgraph_opencode.tools.opencode.client import OpenCodeClient
+from langgraph_opencode.tools.opencode.models import Event
+
+__all__ = ["RECONNECTED", "EventHub", "Subscription"]
+
+logger = logging.getLogger(__name__)
+
+RECONNECTED = "langgraph_opencode.reconnected"
+"""Type of the synthetic event sent to every subscriber after a reconnect."""
+
+_STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
+
+
+class Subscription:
+    """A queue of the events that match one filter.
+
+    Iterate it (``async for event in sub``) or call :meth:`get`. Close it with
+    :meth:`close` or by leaving its ``with`` block.
+    """
+
+    def __init__(
+        self,
+        hub: EventHub,
+        *,
+        session_ids: Collection[str] | None,
+        directory: str | None,
+        types: Collection[str] | None,
+    ) -> None:
+        self._hub = hub
+        self.session_ids = set(session_ids) if session_ids is not None else None
+        self.directory = directory
+        self.types = set(types) if types is not None else None
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def matches(self, event: Event) -> bool:
+        """Whether this subscription wants ``event`` (reconnects always match)."""
+        if event.type == RECONNECTED:
+            return True
+        if self.types is not None and event.type not in self.types:
+            return False
+        if self.directory is not None and event.directory != self.directory:
+            return False
+        return self.session_ids is None or event.session_id in self.session_ids
+
+    def put(self, event: Event) -> None:
+        """Queue an event (called by the hub)."""
+        self._queue.put_nowait(event)
+
+    async def get(self, timeout: float | None = None) -> Event | None:
+        """Return the next event, or ``None`` when ``timeout`` seconds pass first."""
+        if timeout is None:
+            return await self._queue.get()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._hub.unsubscribe(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self._queue.get()
+
+
+class EventHub:
+    """Reads ``/global/event`` once and routes frames to subscribers.
+
+    Use as an async context manager; ``await hub.wait_connected()`` before
+    relying on events (subscribe first, then act, then read the events)::
+
+        async with EventHub(client) as hub:
+            with hub.subscribe(session_ids={sid}) as sub:
+                ...
+
+    Args:
+        client: The client whose server to follow.
+        heartbeat_timeout: The server sends a heartbeat every 10 s; a stream
+            silent for this long is taken as dead and reopened.
+        max_backoff: The longest wait between reconnect attempts.
+        on_event: Called with every event before routing (e.g. for metrics).
+    """
+
+    def __init__(
+        self,
+        client: OpenCodeClient,
+        *,
+        heartbeat_timeout: float = 25.0,
+        max_backoff: float = 5.0,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        if heartbeat_timeout <= 0:
+            raise ValueError(f"heartbeat_timeout must be positive, got {heartbeat_timeout}")
+        self._client = client
+        self._heartbeat_timeout = heartbeat_timeout
+        self._max_backoff = max_backoff
+        self._on_event = on_event
+        self._subscriptions: list[Subscription] = []
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connections = 0
+        """How many times the stream was opened (1 + reconnects)."""
+        self.last_event_at = 0.0
+        """``time.monotonic()`` of the last frame received."""
+        self.last_error: str | None = None
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        """Start following the stream in a task owned by the hub."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="opencode-event-hub")
+
+    async def stop(self) -> None:
+        """Stop following the stream."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the stream is open now."""
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Wait until the stream is open.
+
+        Raises:
+            EventStreamError: It did not open within ``timeout`` seconds.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
+        except TimeoutError:
+            raise EventStreamError(
+                f"the event stream of {self._client.base_url} did not open within {timeout:g} s"
+                + (f" (last error: {self.last_error})" if self.last_error else "")
+            ) from None
+
+    def subscribe(
+        self,
+        *,
+        session_ids: Collection[str] | None = None,
+        directory: str | None = None,
+        types: Collection[str] | None = None,
+    ) -> Subscription:
+        """Return a subscription to the events that match every given filter."""
+        sub = Subscription(self, session_ids=session_ids, directory=directory, types=types)
+        self._subscriptions.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Remove a subscription; unknown ones are ignored."""
+        with contextlib.suppress(ValueError):
+            self._subscriptions.remove(sub)
+
+    def _dispatch(self, event: Event) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+        for sub in list(self._subscriptions):
+            if sub.matches(event):
+                sub.put(event)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                await self._follow()
+                self.last_error = "the stream ended"
+            except (httpx.HTTPError, EventStreamError, TimeoutError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            was_connected = self._connected.is_set()
+            self._connected.clear()
+            if was_connected:
+                backoff = 0.05
+            logger.info("event stream lost (%s); reconnecting in %.2f s", self.last_error, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+
+    async def _follow(self) -> None:
+        async with aconnect_sse(
+            self._client.http, "GET", "/global/event", timeout=_STREAM_TIMEOUT
+        ) as source:
+            if source.response.status_code >= 400:
+                raise EventStreamError(
+                    f"the event stream answered {source.response.status_code}"
+                    + (" (wrong or missing password)" if source.response.status_code == 401 else "")
+                )
+            frames = source.aiter_sse()
+            while True:
+                try:
+                    async with asyncio.timeout(self._heartbeat_timeout):
+                        sse = await anext(frames)
+                except StopAsyncIteration:
+                    return
+                self.last_event_at = time.monotonic()
+                event = self._parse(sse.data)
+                if event is None:
+                    continue
+                if event.type == "server.connected":
+                    self.connections += 1
+                    self._connected.set()
+                    if self.connections > 1:
+                        self._dispatch(Event(type=RECONNECTED))
+                    continue
+                self._dispatch(event)
+
+    @staticmethod
+    def _parse(data: str) -> Event | None:
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            logger.warning("skipping an event frame that is not JSON: %.200s", data)
+            return None
+        payload = frame.get("payload", frame)
+        if not isinstance(payload, dict) or "type" not in payload:
+            return None
+        directory = frame.get("directory")
+        return Event(
+            type=payload["type"],
+            properties=payload.get("properties") or {},
+            directory=directory if directory != "global" else None,
+            id=payload.get("id"),
+        )

@@ -1,0 +1,334 @@
+"""Knowing when a prompt's run has ended, and how.
+
+The server's signals are racy (see the server notes): the first ``busy`` can
+come more than a second after ``prompt_async`` returned, the final
+``message.updated`` can arrive just after ``session.idle``, errors can produce
+two idle events, and events missed while the stream was down are never
+replayed. So the truth is always read from the session's messages: a turn has
+ended when the session is idle *and* its last assistant message is final.
+Events only say when to look.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from langgraph_opencode.tools.opencode.client import OpenCodeClient
+from langgraph_opencode.tools.opencode.events import RECONNECTED, EventHub, Subscription
+from langgraph_opencode.tools.opencode.models import (
+    Event,
+    Message,
+    MessageError,
+    OutcomeKind,
+    PermissionRequest,
+    PromptOutcome,
+    SessionStatus,
+    TokenUsage,
+)
+
+__all__ = ["SessionState", "judge_turn", "reconcile", "send_and_wait", "wait_for_outcome"]
+
+_ERROR_KINDS: Mapping[str, OutcomeKind] = {
+    "APIError": "api_error",
+    "MessageAbortedError": "aborted",
+    "StructuredOutputError": "structured_output_missing",
+    "ContextOverflowError": "context_overflow",
+    "ProviderAuthError": "auth",
+}
+
+_WAKE_TYPES = frozenset({"session.idle", "session.error", "message.updated", "session.status"})
+
+
+def _turn(messages: Sequence[Message], user_message_id: str | None) -> tuple[bool, list[Message]]:
+    """Return whether the user message is present and its assistant messages."""
+    if user_message_id is None:
+        users = [m for m in messages if m.info.role == "user"]
+        if not users:
+            return False, []
+        user_message_id = users[-1].info.id
+    present = any(m.info.id == user_message_id for m in messages)
+    answers = [
+        m for m in messages if m.info.role == "assistant" and m.info.parent_id == user_message_id
+    ]
+    return present, answers
+
+
+def _outcome(
+    kind: OutcomeKind,
+    session_id: str,
+    answers: Sequence[Message],
+    *,
+    error: MessageError | None = None,
+    note: str | None = None,
+) -> PromptOutcome:
+    last = answers[-1] if answers else None
+    tokens = TokenUsage()
+    for message in answers:
+        tokens = tokens + message.info.tokens
+    data: dict[str, Any] = error.data if error is not None else {}
+    status = data.get("statusCode")
+    return PromptOutcome(
+        kind=kind,
+        session_id=session_id,
+        message_id=last.info.id if last else None,
+        text=last.text if last else "",
+        structured=last.info.structured if last else None,
+        tokens=tokens,
+        cost=sum(m.info.cost for m in answers),
+        finish=last.info.finish if last else None,
+        error_name=error.name if error is not None else None,
+        error_message=error.message if error is not None else note,
+        status_code=status if isinstance(status, int) else None,
+        retryable=bool(data.get("isRetryable", False)),
+    )
+
+
+def judge_turn(
+    session_id: str,
+    messages: Sequence[Message],
+    user_message_id: str | None,
+    *,
+    idle: bool,
+) -> PromptOutcome | None:
+    """Decide how a turn ended, or ``None`` while it may still be running.
+
+    Args:
+        session_id: The session.
+        messages: Its recent messages, oldest first (they must include the user message).
+        user_message_id: The prompt's message id; ``None`` means the last user message.
+        idle: Whether the session is known to be idle now. Without it, only a
+            turn whose last assistant message is unmistakably final is judged.
+    """
+    present, answers = _turn(messages, user_message_id)
+    if not answers:
+        if not idle:
+            return None
+        note = "the prompt never reached the session" if not present else "no answer was started"
+        return _outcome("incomplete", session_id, answers, note=note)
+    last = answers[-1].info
+    if last.error is not None:
+        return _outcome(
+            _ERROR_KINDS.get(last.error.name, "unknown"), session_id, answers, error=last.error
+        )
+    if last.completed and (last.structured is not None or last.finish not in (None, "tool-calls")):
+        # A structured answer ends with the StructuredOutput tool call.
+        return _outcome("ok", session_id, answers)
+    if not idle:
+        return None
+    if last.completed and last.finish is None:
+        # Observed when a run is aborted while it waits to retry the model.
+        return _outcome("aborted", session_id, answers, note="aborted while waiting to retry")
+    return _outcome("incomplete", session_id, answers, note="the run stopped before finishing")
+
+
+class SessionState(BaseModel):
+    """What a tracked session is doing, read back from the server.
+
+    Attributes:
+        session_id: The session.
+        status: ``busy`` and ``retry`` mean keep waiting.
+        retry: The retry details when ``status == "retry"``.
+        prompt_received: Whether the tracked prompt is in the session.
+        outcome: How the tracked turn ended, when the session is idle.
+        permissions: Permission requests the session is waiting on.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    status: Literal["idle", "busy", "retry"]
+    retry: SessionStatus | None = None
+    prompt_received: bool
+    outcome: PromptOutcome | None = None
+    permissions: list[PermissionRequest] = []
+
+    @property
+    def needs_prompt(self) -> bool:
+        """Idle, and the tracked prompt never arrived or its run died: send it again."""
+        return self.status == "idle" and (
+            not self.prompt_received
+            or (self.outcome is not None and self.outcome.kind == "incomplete")
+        )
+
+
+async def _recent_messages(
+    client: OpenCodeClient,
+    session_id: str,
+    directory: str | os.PathLike[str],
+    user_message_id: str | None,
+) -> list[Message]:
+    messages = await client.messages(session_id, directory, limit=100)
+    if (
+        user_message_id is not None
+        and len(messages) == 100
+        and not any(m.info.id == user_message_id for m in messages)
+    ):
+        messages = await client.messages(session_id, directory, limit=10_000)
+    return messages
+
+
+async def reconcile(
+    client: OpenCodeClient,
+    session_id: str,
+    directory: str | os.PathLike[str],
+    user_message_id: str | None = None,
+) -> SessionState:
+    """Work out a tracked session's state after a reconnect or a restart.
+
+    Reads the directory's status, the pending permission requests and the
+    session's recent messages; never sends anything.
+
+    Args:
+        client: The client of the session's server.
+        session_id: The session.
+        directory: Its directory.
+        user_message_id: The prompt being tracked; ``None``: the last one.
+    """
+    statuses = await client.status(directory)
+    status = statuses.get(session_id)
+    permissions = [p for p in await client.permissions(directory) if p.session_id == session_id]
+    messages = await _recent_messages(client, session_id, directory, user_message_id)
+    present, _ = _turn(messages, user_message_id)
+    idle = status is None or status.type == "idle"
+    return SessionState(
+        session_id=session_id,
+        status="idle" if idle or status is None else status.type,
+        retry=status if status is not None and status.type == "retry" else None,
+        prompt_received=present,
+        outcome=judge_turn(session_id, messages, user_message_id, idle=idle),
+        permissions=permissions,
+    )
+
+
+async def wait_for_outcome(
+    client: OpenCodeClient,
+    subscription: Subscription,
+    session_id: str,
+    directory: str | os.PathLike[str],
+    user_message_id: str,
+    *,
+    timeout: float | None = None,
+    watchdog: float = 30.0,
+    settle: float = 2.0,
+    boot_grace: float = 10.0,
+    on_event: Callable[[Event], None] | None = None,
+) -> PromptOutcome:
+    """Wait until the turn started by ``user_message_id`` has ended.
+
+    Subscribe *before* sending the prompt, so that no event is missed.
+
+    Args:
+        client: The client of the session's server.
+        subscription: A subscription that receives this session's events.
+        session_id: The session.
+        directory: Its directory.
+        user_message_id: The id of the prompt's user message.
+        timeout: Give up after this many seconds (``None``: no limit).
+        watchdog: With no event for this long, read the state from the server
+            anyway, so a lost event cannot make the wait hang.
+        settle: After ``session.idle``, how long to wait for the final
+            ``message.updated`` before reading the state.
+        boot_grace: For this long after the start, "idle and no answer yet"
+            read back from the server is not taken as the end (the server may
+            still be starting the directory).
+        on_event: Called with each of the session's events (progress display).
+
+    Returns:
+        The outcome; an ``incomplete`` one means the run died and the prompt
+        should be sent again.
+
+    Raises:
+        TimeoutError: ``timeout`` passed first. The run is left running.
+    """
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    busy_seen = idle_seen = False
+    final: PromptOutcome | None = None
+    next_wait = watchdog
+    while True:
+        wait = settle if idle_seen else next_wait
+        next_wait = watchdog
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"session {session_id} did not finish its turn within {timeout:g} s"
+                )
+            wait = min(wait, remaining)
+        event = await subscription.get(timeout=wait)
+        if event is not None and on_event is not None and event.type != RECONNECTED:
+            on_event(event)
+        if event is None or event.type == RECONNECTED:
+            state = await reconcile(client, session_id, directory, user_message_id)
+            outcome = state.outcome
+            if outcome is not None and state.status == "idle":
+                unanswered = outcome.kind == "incomplete" and outcome.message_id is None
+                if not (unanswered and time.monotonic() - started < boot_grace):
+                    return outcome
+                # The server can take a while to start a directory's first run:
+                # "idle with no answer yet" is not an end so soon after sending.
+                next_wait = min(1.0, watchdog)
+            idle_seen = False
+            continue
+        if event.type == "session.status":
+            kind = (event.properties.get("status") or {}).get("type")
+            if kind != "idle":
+                busy_seen, idle_seen = True, False
+                continue
+        elif event.type == "message.updated":
+            info = event.properties.get("info") or {}
+            if info.get("role") != "assistant" or info.get("parentID") != user_message_id:
+                continue
+            busy_seen = True
+            if not (info.get("error") or (info.get("time") or {}).get("completed")):
+                continue
+        elif event.type not in _WAKE_TYPES:
+            continue
+        if event.type in ("session.idle", "session.status") and busy_seen:
+            idle_seen = True
+        if final is None or idle_seen:
+            messages = await _recent_messages(client, session_id, directory, user_message_id)
+            final = judge_turn(session_id, messages, user_message_id, idle=False)
+        if final is not None and idle_seen:
+            return final
+
+
+async def send_and_wait(
+    client: OpenCodeClient,
+    hub: EventHub,
+    session_id: str,
+    directory: str | os.PathLike[str],
+    text: str,
+    *,
+    agent: str,
+    timeout: float | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    **prompt_options: Any,
+) -> PromptOutcome:
+    """Send a prompt with ``prompt_async`` and wait for its outcome through events.
+
+    Args:
+        client: The client of the session's server.
+        hub: The event hub following that server.
+        session_id: The session (it must be idle).
+        directory: Its directory.
+        text: The prompt.
+        agent: The agent to run it.
+        timeout: Give up waiting after this many seconds (``None``: no limit).
+        on_event: Called with each of the session's events.
+        **prompt_options: ``model``, ``schema``, ``system``, ``tools``,
+            ``message_id``, as for :meth:`OpenCodeClient.prompt_async`.
+    """
+    await hub.wait_connected()
+    with hub.subscribe(session_ids={session_id}) as sub:
+        message_id = await client.prompt_async(
+            session_id, directory, text, agent=agent, **prompt_options
+        )
+        return await wait_for_outcome(
+            client, sub, session_id, directory, message_id, timeout=timeout, on_event=on_event
+        )
