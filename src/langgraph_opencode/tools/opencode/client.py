@@ -50,6 +50,11 @@ PermissionRule = Mapping[str, str]
 """``{"permission": "bash", "pattern": "git *", "action": "allow" | "ask" | "deny"}``."""
 
 
+def _unreadable_prompt(session_id: str, message_id: str) -> Message:
+    info = {"id": message_id, "sessionID": session_id, "role": "user", "unreadable": True}
+    return Message.model_validate({"info": info, "parts": []})
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, OpenCodeError) and exc.retryable
 
@@ -452,8 +457,9 @@ class OpenCodeClient:
         """Return the last ``limit`` messages of a session, oldest first.
 
         After a structured-output prompt the server may refuse to list the
-        messages (400, upstream #26929) while single-message pages still work;
-        then the listing is read one message at a time.
+        messages (400, upstream #26929); then they are read one at a time,
+        back to the newest structured-output prompt, which appears as a
+        placeholder with its id and role only (older messages are left out).
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
@@ -469,16 +475,26 @@ class OpenCodeClient:
     async def _messages_one_by_one(
         self, session_id: str, directory: str | os.PathLike[str], limit: int
     ) -> list[Message]:
+        # Walk back one message at a time. The message the server cannot list
+        # is a structured-output prompt, which it cannot return on its own
+        # either; its answer names its id, so it stands in the list as a
+        # placeholder (id and role only). Older messages are out of reach.
         found: list[Message] = []
         params: dict[str, Any] = {"limit": 1}
         while len(found) < limit:
-            response = await self.send(
-                "GET",
-                f"/session/{session_id}/message",
-                directory=directory,
-                params=params,
-                idempotent=True,
-            )
+            try:
+                response = await self.send(
+                    "GET",
+                    f"/session/{session_id}/message",
+                    directory=directory,
+                    params=params,
+                    idempotent=True,
+                )
+            except BadRequestError:
+                parent = found[-1].info.parent_id if found else None
+                if parent is not None:
+                    found.append(_unreadable_prompt(session_id, parent))
+                break
             page = [Message.model_validate(item) for item in response.json() or []]
             found.extend(page)
             cursor = response.headers.get("x-next-cursor")

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Self
 
 import httpx
-from httpx_sse import aconnect_sse
+from httpx_sse import SSEError, aconnect_sse
 
 from langgraph_opencode.errors import EventStreamError
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
@@ -118,6 +118,7 @@ class EventHub:
         heartbeat_timeout: The server sends a heartbeat every 10 s; a stream
             silent for this long is taken as dead and reopened.
         max_backoff: The longest wait between reconnect attempts.
+        open_timeout: How long to wait for the stream's response when opening it.
         on_event: Called with every event before routing (e.g. for metrics).
     """
 
@@ -127,6 +128,7 @@ class EventHub:
         *,
         heartbeat_timeout: float = 25.0,
         max_backoff: float = 5.0,
+        open_timeout: float = 3.0,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         if heartbeat_timeout <= 0:
@@ -134,6 +136,7 @@ class EventHub:
         self._client = client
         self._heartbeat_timeout = heartbeat_timeout
         self._max_backoff = max_backoff
+        self._open_timeout = open_timeout
         self._on_event = on_event
         self._subscriptions: list[Subscription] = []
         self._connected = asyncio.Event()
@@ -220,7 +223,7 @@ class EventHub:
             try:
                 await self._follow()
                 self.last_error = "the stream ended"
-            except (httpx.HTTPError, EventStreamError, TimeoutError) as exc:
+            except (httpx.HTTPError, SSEError, EventStreamError, TimeoutError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
             was_connected = self._connected.is_set()
             self._connected.clear()
@@ -231,9 +234,13 @@ class EventHub:
             backoff = min(backoff * 2, self._max_backoff)
 
     async def _follow(self) -> None:
-        async with aconnect_sse(
-            self._client.http, "GET", "/global/event", timeout=_STREAM_TIMEOUT
-        ) as source:
+        async with contextlib.AsyncExitStack() as stack:
+            # A connection accepted while the server starts can stay unanswered
+            # forever: bound the wait for the response.
+            async with asyncio.timeout(self._open_timeout):
+                source = await stack.enter_async_context(
+                    aconnect_sse(self._client.http, "GET", "/global/event", timeout=_STREAM_TIMEOUT)
+                )
             if source.response.status_code >= 400:
                 raise EventStreamError(
                     f"the event stream answered {source.response.status_code}"

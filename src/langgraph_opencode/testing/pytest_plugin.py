@@ -1,0 +1,145 @@
+"""Pytest fixtures: a real ``opencode serve`` wired to a scripted model.
+
+Enable them in a ``conftest.py``::
+
+    pytest_plugins = ["langgraph_opencode.testing.pytest_plugin"]
+
+The server and the model are started once per test session (OpenCode takes
+about two seconds to start); each test gets the model with an empty script,
+its own git repository, and a fresh client and event hub. Async fixtures run
+in the session's event loop, so configure pytest-asyncio with
+``asyncio_default_fixture_loop_scope = "session"`` and
+``asyncio_default_test_loop_scope = "session"``.
+
+Fixtures:
+    scripted_model: The session's :class:`ScriptedModelServer` (shared).
+    model: The same server with its script and records cleared for this test.
+    opencode_config: The OpenCode config the servers get (orchestrator agents
+        plus the scripted provider).
+    opencode_server: The session's isolated :class:`OpenCodeServer`.
+    make_opencode_server: Start another isolated server wired to the model,
+        e.g. for a test that kills it: ``async with make_opencode_server() as s``.
+    opencode: An :class:`OpenCodeClient` for ``opencode_server``.
+    opencode_events: A connected :class:`EventHub` for ``opencode``.
+    git_repo: A new git repository with one commit, in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from langgraph_opencode.testing._server import ScriptedModelServer
+from langgraph_opencode.tools.opencode.client import OpenCodeClient
+from langgraph_opencode.tools.opencode.config import build_config
+from langgraph_opencode.tools.opencode.events import EventHub
+from langgraph_opencode.tools.opencode.server import OpenCodeServer
+
+__all__ = [
+    "git",
+    "git_repo",
+    "make_opencode_server",
+    "model",
+    "opencode",
+    "opencode_config",
+    "opencode_events",
+    "opencode_server",
+    "scripted_model",
+]
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "langgraph-opencode tests",
+    "GIT_AUTHOR_EMAIL": "tests@langgraph-opencode.invalid",
+    "GIT_COMMITTER_NAME": "langgraph-opencode tests",
+    "GIT_COMMITTER_EMAIL": "tests@langgraph-opencode.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` with a fixed identity and return its stdout."""
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def scripted_model() -> Iterator[ScriptedModelServer]:
+    """The scripted model server shared by the test session."""
+    with ScriptedModelServer() as server:
+        yield server
+
+
+@pytest.fixture
+def model(scripted_model: ScriptedModelServer) -> ScriptedModelServer:
+    """The scripted model, with its script and records cleared for this test."""
+    scripted_model.reset()
+    return scripted_model
+
+
+@pytest.fixture(scope="session")
+def opencode_config(scripted_model: ScriptedModelServer) -> dict[str, Any]:
+    """The orchestrator's OpenCode config, with the scripted model as provider."""
+    return build_config(extra=scripted_model.provider_config())
+
+
+@pytest.fixture(scope="session")
+def make_opencode_server(
+    opencode_config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., OpenCodeServer]:
+    """Return a factory of isolated servers wired to the scripted model."""
+
+    def make(**kwargs: Any) -> OpenCodeServer:
+        kwargs.setdefault("config", opencode_config)
+        kwargs.setdefault("isolated", True)
+        kwargs.setdefault("log_path", tmp_path_factory.mktemp("opencode") / "serve.log")
+        return OpenCodeServer(**kwargs)
+
+    return make
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def opencode_server(
+    make_opencode_server: Callable[..., OpenCodeServer],
+) -> AsyncIterator[OpenCodeServer]:
+    """The isolated ``opencode serve`` shared by the test session."""
+    async with make_opencode_server() as server:
+        yield server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def opencode(opencode_server: OpenCodeServer) -> AsyncIterator[OpenCodeClient]:
+    """A client of the session's server."""
+    async with OpenCodeClient(opencode_server.url, password=opencode_server.password) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def opencode_events(opencode: OpenCodeClient) -> AsyncIterator[EventHub]:
+    """A connected event hub of the session's server."""
+    async with EventHub(opencode) as hub:
+        await hub.wait_connected()
+        yield hub
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A git repository with one commit on ``main``."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    (repo / "README.md").write_text("# sample\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "--quiet", "-m", "initial commit")
+    return repo

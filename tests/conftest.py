@@ -1,0 +1,1 @@
+pytest_plugins = ["langgraph_opencode.testing.pytest_plugin"]

@@ -1,0 +1,172 @@
+"""The completion rules: how a turn's end is read from its messages.
+
+The message shapes are those the pinned server produced (see the server notes'
+"How runs end" table); the live tests produce them for real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from langgraph_opencode.tools.opencode import Message, judge_turn
+
+SID = "ses_1"
+USER = "msg_0001"
+
+
+def user(mid: str = USER) -> Message:
+    return Message.model_validate(
+        {"info": {"id": mid, "sessionID": SID, "role": "user", "time": {"created": 1}}}
+    )
+
+
+def assistant(
+    mid: str,
+    *,
+    parent: str = USER,
+    completed: bool = True,
+    finish: str | None = "stop",
+    error: dict[str, Any] | None = None,
+    text: str = "",
+    structured: Any = None,
+    tokens: int = 10,
+    cost: float = 0.5,
+) -> Message:
+    info: dict[str, Any] = {
+        "id": mid,
+        "sessionID": SID,
+        "role": "assistant",
+        "parentID": parent,
+        "time": {"created": 2, **({"completed": 3} if completed else {})},
+        "cost": cost,
+        "tokens": {"input": tokens, "output": 1, "reasoning": 0, "cache": {"read": 0, "write": 0}},
+    }
+    if finish is not None:
+        info["finish"] = finish
+    if error is not None:
+        info["error"] = error
+    if structured is not None:
+        info["structured"] = structured
+    parts = [{"id": "prt_1", "type": "text", "text": text}] if text else []
+    return Message.model_validate({"info": info, "parts": parts})
+
+
+def test_normal_end_is_ok_and_sums_the_turns_steps() -> None:
+    messages = [
+        user(),
+        assistant("msg_a1", finish="tool-calls", tokens=100, cost=1.0),
+        assistant("msg_a2", text="done", tokens=50, cost=0.25),
+    ]
+    outcome = judge_turn(SID, messages, USER, idle=False)
+    assert outcome is not None
+    assert outcome.kind == "ok"
+    assert outcome.text == "done"
+    assert outcome.tokens.input == 150
+    assert outcome.cost == pytest.approx(1.25)
+    assert outcome.message_id == "msg_a2"
+
+
+def test_a_step_that_asked_for_tools_is_not_the_end_while_busy() -> None:
+    messages = [user(), assistant("msg_a1", finish="tool-calls")]
+    assert judge_turn(SID, messages, USER, idle=False) is None
+
+
+def test_idle_after_a_tool_step_means_the_run_died() -> None:
+    messages = [user(), assistant("msg_a1", finish="tool-calls")]
+    outcome = judge_turn(SID, messages, USER, idle=True)
+    assert outcome is not None
+    assert outcome.kind == "incomplete"
+
+
+def test_structured_output_is_ok_even_though_it_ends_with_a_tool_call() -> None:
+    messages = [user(), assistant("msg_a1", finish="tool-calls", structured={"answer": 42})]
+    outcome = judge_turn(SID, messages, USER, idle=False)
+    assert outcome is not None
+    assert outcome.kind == "ok"
+    assert outcome.structured == {"answer": 42}
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "retryable", "status"),
+    [
+        (
+            {
+                "name": "APIError",
+                "data": {"message": "boom", "statusCode": 500, "isRetryable": True},
+            },
+            "api_error",
+            True,
+            500,
+        ),
+        (
+            {
+                "name": "APIError",
+                "data": {"message": "bad", "statusCode": 400, "isRetryable": False},
+            },
+            "api_error",
+            False,
+            400,
+        ),
+        ({"name": "MessageAbortedError", "data": {"message": "Aborted"}}, "aborted", False, None),
+        (
+            {"name": "StructuredOutputError", "data": {"message": "no tool", "retries": 0}},
+            "structured_output_missing",
+            False,
+            None,
+        ),
+        (
+            {"name": "ContextOverflowError", "data": {"message": "too long"}},
+            "context_overflow",
+            False,
+            None,
+        ),
+        (
+            {"name": "ProviderAuthError", "data": {"providerID": "x", "message": "key"}},
+            "auth",
+            False,
+            None,
+        ),
+        ({"name": "ContentFilterError", "data": {"message": "filtered"}}, "unknown", False, None),
+    ],
+)
+def test_errors_map_to_outcome_kinds(
+    error: dict[str, Any], kind: str, retryable: bool, status: int | None
+) -> None:
+    messages = [user(), assistant("msg_a1", finish=None, error=error)]
+    outcome = judge_turn(SID, messages, USER, idle=False)
+    assert outcome is not None
+    assert outcome.kind == kind
+    assert outcome.retryable is retryable
+    assert outcome.status_code == status
+    assert outcome.error_name == error["name"]
+
+
+def test_abort_during_a_retry_wait_reads_as_aborted_once_idle() -> None:
+    messages = [user(), assistant("msg_a1", finish=None)]
+    assert judge_turn(SID, messages, USER, idle=False) is None
+    outcome = judge_turn(SID, messages, USER, idle=True)
+    assert outcome is not None
+    assert outcome.kind == "aborted"
+
+
+def test_a_prompt_that_never_arrived_is_incomplete_once_idle() -> None:
+    messages = [user("msg_other"), assistant("msg_a1", parent="msg_other")]
+    assert judge_turn(SID, messages, USER, idle=False) is None
+    outcome = judge_turn(SID, messages, USER, idle=True)
+    assert outcome is not None
+    assert outcome.kind == "incomplete"
+    assert outcome.error_message == "the prompt never reached the session"
+
+
+def test_only_the_tracked_turn_counts() -> None:
+    messages = [
+        user("msg_0000"),
+        assistant("msg_a0", parent="msg_0000", text="old answer"),
+        user(),
+        assistant("msg_a1", completed=False, finish=None),
+    ]
+    assert judge_turn(SID, messages, USER, idle=False) is None
+    # Without an id the last user message is the tracked one.
+    assert judge_turn(SID, messages, None, idle=False) is None
