@@ -26,8 +26,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from langgraph_opencode.testing._repo import make_repo
 from langgraph_opencode.testing._server import ScriptedModelServer
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.config import build_config
@@ -42,7 +41,6 @@ from langgraph_opencode.tools.opencode.events import EventHub
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 __all__ = [
-    "git",
     "git_repo",
     "make_opencode_server",
     "model",
@@ -52,26 +50,6 @@ __all__ = [
     "opencode_server",
     "scripted_model",
 ]
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "langgraph-opencode tests",
-    "GIT_AUTHOR_EMAIL": "tests@langgraph-opencode.invalid",
-    "GIT_COMMITTER_NAME": "langgraph-opencode tests",
-    "GIT_COMMITTER_EMAIL": "tests@langgraph-opencode.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in ``repo`` with a fixed identity and return its stdout."""
-    result = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-    )
-    return result.stdout
 
 
 @pytest.fixture(scope="session")
@@ -136,10 +114,4 @@ async def opencode_events(opencode: OpenCodeClient) -> AsyncIterator[EventHub]:
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Path:
     """A git repository with one commit on ``main``."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "--quiet", "--initial-branch=main")
-    (repo / "README.md").write_text("# sample\n")
-    git(repo, "add", "README.md")
-    git(repo, "commit", "--quiet", "-m", "initial commit")
-    return repo
+    return make_repo(tmp_path / "repo")

@@ -21,7 +21,12 @@ from typing import Self
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from langgraph_opencode.errors import EventStreamError
+from langgraph_opencode.errors import (
+    AuthenticationError,
+    EventStreamError,
+    OpenCodeError,
+    error_for_status,
+)
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.models import Event
 
@@ -140,6 +145,8 @@ class EventHub:
         self._on_event = on_event
         self._subscriptions: list[Subscription] = []
         self._connected = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._fatal: AuthenticationError | None = None
         self._task: asyncio.Task[None] | None = None
         self.connections = 0
         """How many times the stream was opened (1 + reconnects)."""
@@ -182,11 +189,19 @@ class EventHub:
         """Wait until the stream is open.
 
         Raises:
-            EventStreamError: It did not open within ``timeout`` seconds.
+            EventStreamError: It did not open within ``timeout`` seconds, or
+                the server refused the password (at once, without retrying).
         """
         try:
             async with asyncio.timeout(timeout):
-                await self._connected.wait()
+                while not self._connected.is_set():
+                    if self._fatal is not None:
+                        raise EventStreamError(
+                            f"the event stream of {self._client.base_url} was refused: "
+                            f"{self._fatal}"
+                        ) from None
+                    await self._changed.wait()
+                    self._changed.clear()
         except TimeoutError:
             raise EventStreamError(
                 f"the event stream of {self._client.base_url} did not open within {timeout:g} s"
@@ -223,7 +238,12 @@ class EventHub:
             try:
                 await self._follow()
                 self.last_error = "the stream ended"
-            except (httpx.HTTPError, SSEError, EventStreamError, TimeoutError) as exc:
+            except AuthenticationError as exc:
+                # A wrong password will not get better by retrying.
+                self._fatal = exc
+                self._changed.set()
+                return
+            except (httpx.HTTPError, SSEError, OpenCodeError, TimeoutError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
             was_connected = self._connected.is_set()
             self._connected.clear()
@@ -241,10 +261,11 @@ class EventHub:
                 source = await stack.enter_async_context(
                     aconnect_sse(self._client.http, "GET", "/global/event", timeout=_STREAM_TIMEOUT)
                 )
-            if source.response.status_code >= 400:
-                raise EventStreamError(
-                    f"the event stream answered {source.response.status_code}"
-                    + (" (wrong or missing password)" if source.response.status_code == 401 else "")
+            response = source.response
+            if response.status_code >= 400:
+                await response.aread()
+                raise error_for_status(
+                    response.status_code, method="GET", path="/global/event", detail=response.text
                 )
             frames = source.aiter_sse()
             while True:
@@ -260,6 +281,7 @@ class EventHub:
                 if event.type == "server.connected":
                     self.connections += 1
                     self._connected.set()
+                    self._changed.set()
                     if self.connections > 1:
                         self._dispatch(Event(type=RECONNECTED))
                     continue

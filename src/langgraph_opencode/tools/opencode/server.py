@@ -1,0 +1,595 @@
+"""An embedded ``opencode serve`` process, owned by Python.
+
+```python
+async with OpenCodeServer(config=build_config(model="anthropic/claude-sonnet-4-5")) as server:
+    ...  # talk to server.url with HTTP Basic auth (server.username, server.password)
+```
+
+[`OpenCodeServer`][] finds the ``opencode`` executable
+([`find_opencode_binary`][]), starts it on a loopback port with a random
+password, waits until ``GET /global/health`` answers, and stops it again on
+exit. The server runs in its own process group, so whatever it started (shell
+commands, language servers) is stopped with it. Its stdout and stderr go to a
+log file; start-up failures raise [`ServerStartError`][] with the end of that
+log. The password is a ``pydantic.SecretStr`` and never appears in a repr, a
+log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import weakref
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import httpx
+from pydantic import SecretStr
+
+from langgraph_opencode.errors import BinaryNotFoundError, ConfigurationError, ServerStartError
+
+__all__ = [
+    "BINARY_ENV_VAR",
+    "DEFAULT_USERNAME",
+    "OPENCODE_VERSION",
+    "LogLevel",
+    "OpenCodeServer",
+    "find_opencode_binary",
+]
+
+BINARY_ENV_VAR = "LANGGRAPH_OPENCODE_BINARY"
+"""Environment variable naming the ``opencode`` executable to run."""
+
+OPENCODE_VERSION = "1.18.33"
+"""The ``opencode-ai`` npm version this package is tested with."""
+
+DEFAULT_USERNAME = "opencode"
+"""HTTP Basic user name the server expects."""
+
+LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+"""Log levels of ``opencode serve --log-level``."""
+
+_HOST = "127.0.0.1"
+_HEALTH_PATH = "/global/health"
+# One connection accepted during start-up is never answered: keep polls short.
+_HEALTH_POLL_TIMEOUT = 0.5
+_HEALTH_POLL_INTERVAL = 0.1
+_PORT_ATTEMPTS = 3
+_LOG_TAIL_LINES = 40
+_LOG_TAIL_BYTES = 16_384
+# Inherited variables that would point an isolated server at the user's own
+# config, database or credentials.
+_USER_STATE_VARS = (
+    "OPENCODE_CONFIG",
+    "OPENCODE_CONFIG_DIR",
+    "OPENCODE_CONFIG_CONTENT",
+    "OPENCODE_DB",
+    "OPENCODE_AUTH_CONTENT",
+)
+_AUTH_VARS = ("OPENCODE_SERVER_PASSWORD", "OPENCODE_SERVER_USERNAME")
+_XDG_DIRS = {
+    "XDG_DATA_HOME": "data",
+    "XDG_CONFIG_HOME": "config",
+    "XDG_CACHE_HOME": "cache",
+    "XDG_STATE_HOME": "state",
+}
+
+_INSTALL_HINT = (
+    f"Install the pinned server with `npm ci` in the langgraph-opencode checkout "
+    f"(its package.json pins opencode-ai@{OPENCODE_VERSION}) or "
+    f"`npm install opencode-ai@{OPENCODE_VERSION}` in your project, "
+    f"or point the {BINARY_ENV_VAR} environment variable (or binary=...) "
+    f"at an `opencode` executable."
+)
+
+
+def find_opencode_binary(binary: str | os.PathLike[str] | None = None) -> Path:
+    """Find the ``opencode`` executable to run.
+
+    The first of these wins:
+
+    1. ``binary``, if given (a path, or a bare name looked up on ``PATH``);
+    2. the ``LANGGRAPH_OPENCODE_BINARY`` environment variable, if set;
+    3. ``node_modules/.bin/opencode`` in the current directory or one of its
+       parents, then in the directory of this package or one of its parents
+       (where ``npm ci`` in a checkout puts the pinned version);
+    4. ``opencode`` on ``PATH``.
+
+    An explicit ``binary`` or environment variable that does not name an
+    executable is an error; the search does not fall through to later steps.
+
+    Args:
+        binary: The executable to use, overriding the search.
+
+    Returns:
+        The absolute path of the executable.
+
+    Raises:
+        BinaryNotFoundError: Nothing usable was found; the message says how to
+            install the server.
+    """
+    if binary is not None:
+        return _explicit_binary(os.fspath(binary), "binary=")
+    from_env = os.environ.get(BINARY_ENV_VAR)
+    if from_env:
+        return _explicit_binary(from_env, f"{BINARY_ENV_VAR}=")
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for directory in (start, *start.parents):
+            candidate = directory / "node_modules" / ".bin" / "opencode"
+            if _is_executable(candidate):
+                return candidate.absolute()
+    on_path = shutil.which("opencode")
+    if on_path:
+        return Path(on_path).absolute()
+    raise BinaryNotFoundError(
+        "No `opencode` executable found: looked at "
+        f"{BINARY_ENV_VAR} (unset), node_modules/.bin/opencode in the current directory, "
+        "this package's directory and their parents, and PATH. " + _INSTALL_HINT
+    )
+
+
+def _explicit_binary(value: str, source: str) -> Path:
+    path: Path | None
+    if os.sep in value or (os.altsep and os.altsep in value):
+        path = Path(value).expanduser()
+    else:
+        found = shutil.which(value)
+        path = Path(found) if found else None
+    if path is None or not _is_executable(path):
+        raise BinaryNotFoundError(f"{source}{value!r} is not an executable file. " + _INSTALL_HINT)
+    return path.absolute()
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((_HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class OpenCodeServer:
+    """An ``opencode serve`` process on a loopback port, as an async context manager.
+
+    ``async with`` starts the server and waits until it is healthy, and on exit
+    stops it and removes the temporary directories it made. [`stop`][] and
+    [`kill`][] leave those in place, so [`start`][] can bring the server back
+    on the same port, with the same password and (when isolated) the same
+    data.
+
+    Attributes:
+        binary: The ``opencode`` executable that is run.
+        isolated: Whether the server has its own temporary XDG directories.
+    """
+
+    def __init__(
+        self,
+        *,
+        binary: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        password: str | SecretStr | None = None,
+        config: Mapping[str, Any] | None = None,
+        isolated: bool = False,
+        log_path: str | os.PathLike[str] | None = None,
+        log_level: LogLevel = "INFO",
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        """Describe a server; nothing starts until [`start`][] or ``async with``.
+
+        Args:
+            binary: The ``opencode`` executable; by default
+                [`find_opencode_binary`][] searches for one.
+            port: Loopback port to listen on; by default a free one is picked
+                at the first start and kept for restarts.
+            password: HTTP Basic password the server will require; by default a
+                random one. There is no way to run without one.
+            config: OpenCode config for ``OPENCODE_CONFIG_CONTENT`` (see
+                ``build_config``). ``None`` leaves that variable as inherited,
+                or unset when ``isolated``.
+            isolated: Give the server its own temporary XDG data, config,
+                cache and state directories (and ignore inherited
+                ``OPENCODE_CONFIG*``, ``OPENCODE_DB`` and
+                ``OPENCODE_AUTH_CONTENT``), so it sees neither the user's
+                OpenCode config nor their provider credentials. For tests and
+                offline demos. The directories are removed on [`close`][].
+            log_path: File that receives the server's stdout and stderr
+                (appended to, kept afterwards). By default a file in a
+                temporary directory that [`close`][] removes.
+            log_level: ``opencode serve --log-level``.
+            cwd: Working directory of the server process; by default the
+                current one.
+            env: Extra environment variables for the server (e.g. provider API
+                keys), applied over the inherited environment.
+            startup_timeout: Seconds to wait for the server to become healthy.
+            stop_timeout: Seconds [`stop`][] waits after SIGTERM before SIGKILL.
+
+        Raises:
+            BinaryNotFoundError: No ``opencode`` executable was found.
+            ConfigurationError: An argument is invalid (port out of range,
+                config not JSON-serialisable, ``env`` setting the server's
+                credentials, unknown log level, non-positive timeout).
+        """
+        self.binary: Path = find_opencode_binary(binary)
+        if port is not None and not 1 <= port <= 65535:
+            raise ConfigurationError(f"port must be between 1 and 65535, got {port}")
+        if log_level not in ("DEBUG", "INFO", "WARN", "ERROR"):
+            raise ConfigurationError(
+                f"log_level must be one of DEBUG, INFO, WARN, ERROR, got {log_level!r}"
+            )
+        if startup_timeout <= 0 or stop_timeout <= 0:
+            raise ConfigurationError("startup_timeout and stop_timeout must be positive")
+        clashing = sorted(set(env or {}) & set(_AUTH_VARS))
+        if clashing:
+            raise ConfigurationError(
+                f"env must not set {', '.join(clashing)}: pass password=... instead"
+            )
+        try:
+            self._config_json = None if config is None else json.dumps(config)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"config is not JSON-serialisable: {exc}") from exc
+        if isinstance(password, SecretStr):
+            self._password = password
+        else:
+            self._password = SecretStr(password or secrets.token_urlsafe(32))
+        self.isolated = isolated
+        self._port = port
+        self._port_fixed = port is not None
+        self._log_level = log_level
+        self._given_log_path = Path(log_path).absolute() if log_path is not None else None
+        self._cwd = Path(cwd) if cwd is not None else None
+        self._extra_env = dict(env or {})
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._temp_root: Path | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        # Safety nets for a server object dropped, or an interpreter leaving,
+        # without close(): kill the process group, remove the temporary files.
+        self._kill_at_exit: weakref.finalize[[int], OpenCodeServer] | None = None
+        self._remove_at_exit: weakref.finalize[..., OpenCodeServer] | None = None
+
+    # ------------------------------------------------------------------ access
+
+    @property
+    def username(self) -> str:
+        """HTTP Basic user name: always ``"opencode"``."""
+        return DEFAULT_USERNAME
+
+    @property
+    def password(self) -> SecretStr:
+        """HTTP Basic password; ``.get_secret_value()`` gives the string."""
+        return self._password
+
+    @property
+    def port(self) -> int:
+        """The loopback port.
+
+        Raises:
+            RuntimeError: No port was given and the server never started.
+        """
+        if self._port is None:
+            raise RuntimeError("OpenCodeServer has no port yet: start it first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL, ``http://127.0.0.1:<port>``.
+
+        Raises:
+            RuntimeError: No port was given and the server never started.
+        """
+        return f"http://{_HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server, or ``None`` when it is not running."""
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive (healthy or still starting)."""
+        return self.pid is not None
+
+    @property
+    def log_path(self) -> Path:
+        """File receiving the server's stdout and stderr.
+
+        Raises:
+            RuntimeError: No ``log_path`` was given and the server never
+                started, so no temporary log file exists yet.
+        """
+        if self._given_log_path is not None:
+            return self._given_log_path
+        if self._temp_root is None:
+            raise RuntimeError("OpenCodeServer has no log file yet: start it first")
+        return self._temp_root / "opencode-serve.log"
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The temporary ``XDG_DATA_HOME`` of an isolated server (``None`` otherwise)."""
+        if not self.isolated or self._temp_root is None:
+            return None
+        return self._temp_root / "xdg" / _XDG_DIRS["XDG_DATA_HOME"]
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "no port yet"
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<OpenCodeServer {where} {state} isolated={self.isolated}>"
+
+    # --------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the server and wait until ``GET /global/health`` answers.
+
+        After [`stop`][] or [`kill`][] this starts it again on the same port
+        with the same password. If the caller is cancelled or interrupted
+        while waiting, the process is killed before the exception propagates.
+
+        Raises:
+            RuntimeError: The server is already running.
+            ServerStartError: The process exited, or was not healthy within
+                ``startup_timeout``; the message ends with the log's tail.
+        """
+        if self.running:
+            raise RuntimeError(f"{self!r} is already running")
+        if self._process is not None:  # it exited on its own
+            self._forget(self._process)
+        self._prepare_dirs()
+        attempts = 1 if self._port_fixed else _PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            port = self._port if self._port is not None else _free_port()
+            try:
+                await self._start_on(port)
+            except ServerStartError:
+                # A port we picked ourselves may have been taken in between.
+                if attempt == attempts or self._port is not None or _port_is_free(port):
+                    raise
+                continue
+            self._port = port
+            return
+
+    async def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after ``stop_timeout`` seconds.
+
+        Calling it when the server is not running does nothing. Temporary
+        directories are kept for a later [`start`][]; [`close`][] removes them.
+        """
+        process = self._process
+        if process is None:
+            return
+        try:
+            if process.returncode is None:
+                self._signal_group(process, signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), self._stop_timeout)
+                except TimeoutError:
+                    self._signal_group(process, signal.SIGKILL)
+                    await process.wait()
+        finally:
+            self._forget(process)
+
+    async def kill(self) -> None:
+        """Kill the server with SIGKILL at once, as a crash would.
+
+        Calling it when the server is not running does nothing.
+        """
+        process = self._process
+        if process is None:
+            return
+        try:
+            self._signal_group(process, signal.SIGKILL)
+            await process.wait()
+        finally:
+            self._forget(process)
+
+    async def close(self) -> None:
+        """Stop the server and remove the temporary directories it made.
+
+        This is what leaving ``async with`` does. The object can be started
+        again afterwards, with fresh temporary directories.
+        """
+        try:
+            await self.stop()
+        finally:
+            if self._remove_at_exit is not None:
+                self._remove_at_exit()
+                self._remove_at_exit = None
+            self._temp_root = None
+
+    # ---------------------------------------------------------------- internal
+
+    def _prepare_dirs(self) -> None:
+        if self._temp_root is None and (self.isolated or self._given_log_path is None):
+            self._temp_root = Path(tempfile.mkdtemp(prefix="langgraph-opencode-"))
+            self._remove_at_exit = weakref.finalize(
+                self, shutil.rmtree, self._temp_root, ignore_errors=True
+            )
+        if self.isolated:
+            assert self._temp_root is not None
+            for name in _XDG_DIRS.values():
+                (self._temp_root / "xdg" / name).mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for name in _AUTH_VARS:
+            env.pop(name, None)
+        if self.isolated:
+            assert self._temp_root is not None
+            for name in _USER_STATE_VARS:
+                env.pop(name, None)
+            for var, name in _XDG_DIRS.items():
+                env[var] = str(self._temp_root / "xdg" / name)
+        if self._config_json is not None:
+            env["OPENCODE_CONFIG_CONTENT"] = self._config_json
+        env["OPENCODE_DISABLE_AUTOUPDATE"] = "1"
+        env.update(self._extra_env)
+        env["OPENCODE_SERVER_USERNAME"] = DEFAULT_USERNAME
+        env["OPENCODE_SERVER_PASSWORD"] = self._password.get_secret_value()
+        return env
+
+    async def _start_on(self, port: int) -> None:
+        command = [
+            str(self.binary),
+            "serve",
+            "--hostname",
+            _HOST,
+            "--port",
+            str(port),
+            "--print-logs",
+            "--log-level",
+            self._log_level,
+        ]
+        log_path = self.log_path
+        with log_path.open("ab") as log:
+            log.write(
+                f"--- langgraph-opencode: {datetime.now(UTC).isoformat()} starting "
+                f"{' '.join(command)} ---\n".encode()
+            )
+            log.flush()
+            log_offset = log.tell()
+            # The child gets its own copy of the log descriptor; ours closes here.
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                cwd=self._cwd,
+                start_new_session=True,
+            )
+        self._process = process
+        self._kill_at_exit = weakref.finalize(self, _kill_group, process.pid)
+        try:
+            await self._wait_healthy(process, port, log_offset)
+        except BaseException:
+            # Covers timeouts and exits, but also cancellation and Ctrl-C.
+            self._signal_group(process, signal.SIGKILL)
+            try:
+                await process.wait()
+            finally:
+                self._forget(process)
+            raise
+
+    async def _wait_healthy(
+        self, process: asyncio.subprocess.Process, port: int, log_offset: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._startup_timeout
+        last_problem = "no answer yet"
+        async with httpx.AsyncClient(
+            base_url=f"http://{_HOST}:{port}",
+            auth=(DEFAULT_USERNAME, self._password.get_secret_value()),
+            timeout=httpx.Timeout(_HEALTH_POLL_TIMEOUT),
+            limits=httpx.Limits(max_keepalive_connections=0),
+            trust_env=False,
+        ) as client:
+            while True:
+                if process.returncode is not None:
+                    raise self._start_error(
+                        f"exited with code {process.returncode} before it became healthy",
+                        port,
+                        log_offset,
+                    )
+                try:
+                    response = await client.get(_HEALTH_PATH)
+                    if response.status_code == 200 and response.json().get("healthy") is True:
+                        return
+                    last_problem = f"{_HEALTH_PATH} answered {response.status_code}"
+                except (httpx.TransportError, ValueError, AttributeError) as exc:
+                    last_problem = f"{_HEALTH_PATH}: {type(exc).__name__}"
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    self._signal_group(process, signal.SIGKILL)
+                    await process.wait()
+                    raise self._start_error(
+                        f"was not healthy after {self._startup_timeout:g} s ({last_problem})",
+                        port,
+                        log_offset,
+                    )
+                # Sleeps for the poll interval, but wakes at once if the process exits.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), min(_HEALTH_POLL_INTERVAL, remaining))
+
+    def _start_error(self, what: str, port: int, log_offset: int) -> ServerStartError:
+        message = f"opencode serve ({self.binary}) on {_HOST}:{port} {what}."
+        if self._given_log_path is not None:
+            message += f" Log: {self._given_log_path}."
+        tail = self._log_tail(log_offset)
+        message += f"\nLast lines of its output:\n{tail}" if tail else "\nIt printed nothing."
+        return ServerStartError(message)
+
+    def _log_tail(self, offset: int) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(offset, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+                data = log.read()
+        except OSError as exc:
+            return f"(could not read {self.log_path}: {exc})"
+        text = data.decode("utf-8", errors="replace")
+        secret = self._password.get_secret_value()
+        text = text.replace(secret, "**********")
+        return "\n".join(text.strip().splitlines()[-_LOG_TAIL_LINES:])
+
+    @staticmethod
+    def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+        # The server leads its own process group (start_new_session=True): signal
+        # the group so that commands it started go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+
+    def _forget(self, process: asyncio.subprocess.Process) -> None:
+        # Anything the server left behind in its group goes with it.
+        self._signal_group(process, signal.SIGKILL)
+        if self._process is process:
+            self._process = None
+            if self._kill_at_exit is not None:
+                self._kill_at_exit.detach()
+                self._kill_at_exit = None
