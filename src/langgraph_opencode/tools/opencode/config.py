@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from langgraph_opencode.errors import ConfigurationError
+from langgraph_opencode.prompts import render
 
 __all__ = [
     "PLANNER_AGENT",
@@ -61,31 +62,11 @@ PLANNER_PROMPT_HEADER = "# langgraph-opencode planner agent (read-only)"
 REVIEWER_PROMPT_HEADER = "# langgraph-opencode reviewer agent (read-only)"
 """First line of the reviewer's system prompt."""
 
-PLANNER_PROMPT = f"""{PLANNER_PROMPT_HEADER}
+PLANNER_PROMPT = render("planner_agent")
+"""System prompt of the [`PLANNER_AGENT`][] (``prompts/planner_agent.md``)."""
 
-You are the planner of an automated coding orchestrator. You read the
-repository in your working directory and turn one coding objective into a
-short list of independent tasks that separate workers can carry out in
-parallel, each in its own copy of the repository.
-
-You are read-only: you cannot edit or write files, run shell commands or start
-sub-agents. Use the read, glob and grep tools to look at the code. Nobody
-will answer questions: make reasonable assumptions and state them.
-"""
-"""System prompt of the [`PLANNER_AGENT`][]."""
-
-REVIEWER_PROMPT = f"""{REVIEWER_PROMPT_HEADER}
-
-You are the reviewer of an automated coding orchestrator. A worker has changed
-the repository in your working directory to carry out one task. You judge
-whether the change does what the task asks, is correct and is safe to merge,
-and you say precisely what must change if it is not.
-
-You are read-only: you cannot edit or write files, run shell commands or start
-sub-agents. Use the read, glob and grep tools to look at the code. Nobody
-will answer questions: judge from what you can read.
-"""
-"""System prompt of the [`REVIEWER_AGENT`][]."""
+REVIEWER_PROMPT = render("reviewer_agent")
+"""System prompt of the [`REVIEWER_AGENT`][] (``prompts/reviewer_agent.md``)."""
 
 READ_ONLY_DENIED_PERMISSIONS: tuple[str, ...] = ("edit", "bash", "task")
 """Permissions denied to the planner and reviewer.
