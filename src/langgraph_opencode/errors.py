@@ -12,7 +12,10 @@ different reaction:
 LangGraphOpenCodeError
 ├── ConfigurationError ............ the caller's input or environment is wrong
 │   ├── BinaryNotFoundError ....... no `opencode` executable could be found
-│   └── DirectoryNotFoundError .... a session directory that does not exist
+│   ├── DirectoryNotFoundError .... a session directory that does not exist
+│   └── PlanError ................. a plan is malformed or breaks a plan rule
+├── GitError ...................... a git command failed, or git work was refused
+│   └── MergeConflict ............. a merge stopped on conflicting paths
 └── OpenCodeError ................. talking to an OpenCode server failed
     ├── OpenCodeConnectionError ... the server could not be reached (retryable)
     │   └── OpenCodeTimeoutError .. it did not answer in time (retryable)
@@ -40,12 +43,15 @@ __all__ = [
     "ConflictError",
     "DirectoryNotFoundError",
     "EventStreamError",
+    "GitError",
     "LangGraphOpenCodeError",
+    "MergeConflict",
     "NotFoundError",
     "OpenCodeConnectionError",
     "OpenCodeError",
     "OpenCodeHTTPError",
     "OpenCodeTimeoutError",
+    "PlanError",
     "ServerError",
     "ServerStartError",
     "error_for_status",
@@ -66,6 +72,62 @@ class BinaryNotFoundError(ConfigurationError):
 
 class DirectoryNotFoundError(ConfigurationError):
     """A directory given for an OpenCode session does not exist."""
+
+
+class GitError(LangGraphOpenCodeError):
+    """A git command failed, or an operation was refused to protect work.
+
+    Attributes:
+        command: The git command line that failed or was refused (empty when
+            the refusal came before any command ran).
+        stderr: What git wrote to stderr, truncated; empty for a refusal.
+    """
+
+    def __init__(self, message: str, *, command: tuple[str, ...] = (), stderr: str = ""):
+        super().__init__(message)
+        self.command = command
+        self.stderr = stderr
+
+
+class MergeConflict(GitError):
+    """A merge stopped because the same lines changed on both sides.
+
+    Attributes:
+        paths: The conflicting paths, relative to the repository root.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        paths: tuple[str, ...],
+        command: tuple[str, ...] = (),
+        stderr: str = "",
+    ):
+        super().__init__(message, command=command, stderr=stderr)
+        self.paths = paths
+
+
+class PlanError(ConfigurationError):
+    """A plan is malformed or breaks a plan rule.
+
+    Raised for a plan file or object given by the caller, and for a planner's
+    plan that is still invalid after its retries. Every problem found is
+    listed, not just the first.
+
+    Attributes:
+        problems: One precise, actionable message per problem, in a stable
+            order; this is the text sent back to a planner model to fix.
+        source: Where the plan came from (a file path), if known.
+    """
+
+    def __init__(self, problems: list[str], *, source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        count = len(self.problems)
+        header = f"invalid plan{where}: {count} problem{'' if count == 1 else 's'}"
+        super().__init__("\n".join([header, *(f"- {problem}" for problem in self.problems)]))
 
 
 class OpenCodeError(LangGraphOpenCodeError):
