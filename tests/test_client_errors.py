@@ -7,6 +7,7 @@ against a real server is covered in test_client_live.py.
 from __future__ import annotations
 
 import base64
+import socket
 from pathlib import Path
 
 import httpx
@@ -210,3 +211,46 @@ def test_new_message_ids_ascend_in_the_servers_format() -> None:
     assert ids == sorted(ids)
     assert len(set(ids)) == 200
     assert all(i.startswith("msg_") and len(i) == len("msg_") + 26 for i in ids)
+
+
+async def test_credentials_in_the_url_become_auth_and_are_not_shown(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(503)
+
+    url = f"http://robot:{SECRET}@opencode.test"
+    async with OpenCodeClient(url, transport=httpx.MockTransport(handler), retry_attempts=1) as oc:
+        assert SECRET not in repr(oc)
+        assert SECRET not in oc.base_url
+        with pytest.raises(ServerError) as info:
+            await oc.status(tmp_path)
+    assert SECRET not in str(info.value)
+    assert seen == ["Basic " + base64.b64encode(f"robot:{SECRET}".encode()).decode()]
+
+
+async def test_proxy_settings_are_ignored_unless_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A proxy would see the Basic-auth password, and httpx does not exempt loopback.
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen()
+    proxy.settimeout(2)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    try:
+        async with OpenCodeClient(url, password=SECRET, retry_attempts=1) as oc:
+            with pytest.raises(OpenCodeConnectionError):
+                await oc.status(tmp_path)
+        proxy.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            proxy.accept()  # nothing went through the proxy
+    finally:
+        proxy.close()
+        closed.close()

@@ -161,12 +161,22 @@ def test_a_prompt_that_never_arrived_is_incomplete_once_idle() -> None:
 
 
 def test_only_the_tracked_turn_counts() -> None:
-    messages = [
-        user("msg_0000"),
-        assistant("msg_a0", parent="msg_0000", text="old answer"),
-        user(),
-        assistant("msg_a1", completed=False, finish=None),
-    ]
+    # An earlier, finished turn must not be taken for the tracked one.
+    messages = [user("msg_0000"), assistant("msg_a0", parent="msg_0000", text="old answer"), user()]
     assert judge_turn(SID, messages, USER, idle=False) is None
+    outcome = judge_turn(SID, messages, USER, idle=True)
+    assert outcome is not None
+    assert outcome.kind == "incomplete"
+    assert outcome.text == ""
     # Without an id the last user message is the tracked one.
     assert judge_turn(SID, messages, None, idle=False) is None
+
+
+@pytest.mark.parametrize("finish", ["length", "content-filter", "error", "other"])
+def test_a_turn_cut_short_is_not_ok(finish: str) -> None:
+    messages = [user(), assistant("msg_a1", finish=finish, text="half an ans")]
+    outcome = judge_turn(SID, messages, USER, idle=False)
+    assert outcome is not None
+    assert outcome.kind == "unknown"
+    assert outcome.error_message is not None
+    assert finish in outcome.error_message

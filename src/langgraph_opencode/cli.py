@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from langgraph_opencode import __version__
 from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError
@@ -59,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print("[green]Demo finished.[/green] Inspect the sample repository above.")
             return EXIT_OK
     except ConfigurationError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print("[red]error:[/red]", escape(str(exc)))
         return EXIT_USAGE
-    except LangGraphOpenCodeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (LangGraphOpenCodeError, TimeoutError) as exc:
+        console.print("[red]error:[/red]", escape(str(exc) or type(exc).__name__))
         return EXIT_FAILED
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")

@@ -12,6 +12,7 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "langgraph-opencode tests",
     "GIT_COMMITTER_EMAIL": "tests@langgraph-opencode.invalid",
     "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
 }
 """A fixed identity, so nothing depends on the machine's git config."""
 

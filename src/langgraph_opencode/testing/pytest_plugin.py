@@ -60,10 +60,11 @@ def scripted_model() -> Iterator[ScriptedModelServer]:
 
 
 @pytest.fixture
-def model(scripted_model: ScriptedModelServer) -> ScriptedModelServer:
-    """The scripted model, with its script and records cleared for this test."""
+def model(scripted_model: ScriptedModelServer) -> Iterator[ScriptedModelServer]:
+    """The scripted model, cleared for this test; unused steps fail it at teardown."""
     scripted_model.reset()
-    return scripted_model
+    yield scripted_model
+    scripted_model.assert_complete()
 
 
 @pytest.fixture(scope="session")

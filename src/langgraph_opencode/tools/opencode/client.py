@@ -78,6 +78,9 @@ class OpenCodeClient:
             on connection errors and 5xx answers (1 disables retries).
         check_directories: Refuse directories that do not exist locally before
             sending anything. Turn off only for a server on another machine.
+        trust_env: Use proxy settings from the environment. Off by default:
+            a proxy would see the password, and httpx does not bypass proxies
+            for loopback addresses.
         transport: An httpx transport, for tests.
     """
 
@@ -90,16 +93,24 @@ class OpenCodeClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry_attempts: int = 3,
         check_directories: bool = True,
+        trust_env: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if retry_attempts < 1:
             raise ValueError(f"retry_attempts must be at least 1, got {retry_attempts}")
+        url = httpx.URL(base_url)
+        if url.userinfo:
+            # Credentials in the URL would show in reprs and error messages.
+            if password is None and url.password:
+                password = url.password
+            username = username or url.username or None
+            url = url.copy_with(username=None, password=None)
         if password is None:
             env_password = os.environ.get(PASSWORD_ENV)
             password = SecretStr(env_password) if env_password else None
         elif isinstance(password, str):
             password = SecretStr(password)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = str(url).rstrip("/")
         self.username = username or os.environ.get(USERNAME_ENV) or "opencode"
         self._password = password
         self._retry_attempts = retry_attempts
@@ -110,7 +121,11 @@ class OpenCodeClient:
             else None
         )
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, auth=auth, timeout=timeout, transport=transport
+            base_url=self.base_url,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            trust_env=trust_env,
         )
 
     def __repr__(self) -> str:

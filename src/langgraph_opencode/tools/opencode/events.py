@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 RECONNECTED = "langgraph_opencode.reconnected"
 """Type of the synthetic event sent to every subscriber after a reconnect."""
 
+_CLOSED = "langgraph_opencode.closed"
+
 _STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
 
 
@@ -76,14 +78,21 @@ class Subscription:
         self._queue.put_nowait(event)
 
     async def get(self, timeout: float | None = None) -> Event | None:
-        """Return the next event, or ``None`` when ``timeout`` seconds pass first."""
-        if timeout is None:
-            return await self._queue.get()
+        """Return the next event, or ``None`` when ``timeout`` seconds pass first.
+
+        Raises:
+            EventStreamError: The hub stopped, or its stream was refused; no
+                event will come any more.
+        """
         try:
             async with asyncio.timeout(timeout):
-                return await self._queue.get()
+                event = await self._queue.get()
         except TimeoutError:
             return None
+        if event.type == _CLOSED:
+            self._queue.put_nowait(event)  # every later call sees it too
+            raise EventStreamError(str(event.properties.get("reason", "the event hub stopped")))
+        return event
 
     def close(self) -> None:
         """Stop receiving events."""
@@ -105,7 +114,9 @@ class Subscription:
 
     async def _iterate(self) -> AsyncIterator[Event]:
         while True:
-            yield await self._queue.get()
+            event = await self.get()
+            if event is not None:
+                yield event
 
 
 class EventHub:
@@ -153,6 +164,7 @@ class EventHub:
         self.last_event_at = 0.0
         """``time.monotonic()`` of the last frame received."""
         self.last_error: str | None = None
+        """Why the stream was last lost, for diagnostics."""
 
     async def __aenter__(self) -> Self:
         self.start()
@@ -172,13 +184,19 @@ class EventHub:
             self._task = asyncio.create_task(self._run(), name="opencode-event-hub")
 
     async def stop(self) -> None:
-        """Stop following the stream."""
+        """Stop following the stream; waiting subscribers get ``EventStreamError``."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Wait without swallowing a cancellation aimed at the caller.
+            await asyncio.wait({task})
         self._connected.clear()
+        self._close_subscriptions("the event hub stopped")
+
+    def _close_subscriptions(self, reason: str) -> None:
+        closed = Event(type=_CLOSED, properties={"reason": reason})
+        for sub in list(self._subscriptions):
+            sub.put(closed)
 
     @property
     def connected(self) -> bool:
@@ -227,7 +245,10 @@ class EventHub:
 
     def _dispatch(self, event: Event) -> None:
         if self._on_event is not None:
-            self._on_event(event)
+            try:
+                self._on_event(event)
+            except Exception:
+                logger.exception("on_event callback failed for %s", event.type)
         for sub in list(self._subscriptions):
             if sub.matches(event):
                 sub.put(event)
@@ -241,9 +262,16 @@ class EventHub:
             except AuthenticationError as exc:
                 # A wrong password will not get better by retrying.
                 self._fatal = exc
+                self._connected.clear()
                 self._changed.set()
+                self._close_subscriptions(f"the event stream was refused: {exc}")
                 return
             except (httpx.HTTPError, SSEError, OpenCodeError, TimeoutError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:
+                # Anything else (a bug, a frame we cannot read): log it with its
+                # traceback and reconnect rather than leave subscribers waiting.
+                logger.exception("event stream reader failed; reconnecting")
                 self.last_error = f"{type(exc).__name__}: {exc}"
             was_connected = self._connected.is_set()
             self._connected.clear()
@@ -293,6 +321,9 @@ class EventHub:
             frame = json.loads(data)
         except ValueError:
             logger.warning("skipping an event frame that is not JSON: %.200s", data)
+            return None
+        if not isinstance(frame, dict):
+            logger.warning("skipping an event frame that is not an object: %.200s", data)
             return None
         payload = frame.get("payload", frame)
         if not isinstance(payload, dict) or "type" not in payload:

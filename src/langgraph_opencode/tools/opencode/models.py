@@ -212,10 +212,13 @@ OutcomeKind = Literal[
     "context_overflow",
     "auth",
     "incomplete",
+    "needs_input",
     "unknown",
 ]
 """How one prompt ended. ``incomplete``: the run stopped without an answer
-(e.g. the server died mid-run); prompting again is the remedy."""
+(e.g. the server died mid-run); prompting again is the remedy. ``needs_input``:
+the run is paused on a permission request or a question (``pending`` ids);
+answer it, then wait again."""
 
 
 class PromptOutcome(_Model):
@@ -237,6 +240,7 @@ class PromptOutcome(_Model):
     error_message: str | None = None
     status_code: int | None = None
     retryable: bool = False
+    pending: list[str] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:

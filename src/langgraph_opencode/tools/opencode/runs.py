@@ -27,6 +27,7 @@ from langgraph_opencode.tools.opencode.models import (
     OutcomeKind,
     PermissionRequest,
     PromptOutcome,
+    QuestionRequest,
     SessionStatus,
     TokenUsage,
 )
@@ -42,6 +43,7 @@ _ERROR_KINDS: Mapping[str, OutcomeKind] = {
 }
 
 _WAKE_TYPES = frozenset({"session.idle", "session.error", "message.updated", "session.status"})
+_INPUT_TYPES = frozenset({"permission.asked", "question.asked"})
 
 
 def _turn(messages: Sequence[Message], user_message_id: str | None) -> tuple[bool, list[Message]]:
@@ -88,6 +90,21 @@ def _outcome(
     )
 
 
+def _needs_input(
+    session_id: str,
+    permissions: Sequence[PermissionRequest],
+    questions: Sequence[QuestionRequest],
+) -> PromptOutcome:
+    asks = [f"permission {p.id} ({p.permission}: {', '.join(p.patterns)})" for p in permissions]
+    asks += [f"question {q.id}" for q in questions]
+    return PromptOutcome(
+        kind="needs_input",
+        session_id=session_id,
+        error_message="the run waits for an answer to " + "; ".join(asks),
+        pending=[p.id for p in permissions] + [q.id for q in questions],
+    )
+
+
 def judge_turn(
     session_id: str,
     messages: Sequence[Message],
@@ -115,9 +132,13 @@ def judge_turn(
         return _outcome(
             _ERROR_KINDS.get(last.error.name, "unknown"), session_id, answers, error=last.error
         )
-    if last.completed and (last.structured is not None or last.finish not in (None, "tool-calls")):
+    if last.completed and (last.structured is not None or last.finish == "stop"):
         # A structured answer ends with the StructuredOutput tool call.
         return _outcome("ok", session_id, answers)
+    if last.completed and last.finish not in (None, "tool-calls"):
+        # "length", "content-filter", "error", "other": the model stopped short.
+        note = f"the model stopped early (finish reason {last.finish!r})"
+        return _outcome("unknown", session_id, answers, note=note)
     if not idle:
         return None
     if last.completed and last.finish is None:
@@ -136,6 +157,7 @@ class SessionState(BaseModel):
         prompt_received: Whether the tracked prompt is in the session.
         outcome: How the tracked turn ended, when the session is idle.
         permissions: Permission requests the session is waiting on.
+        questions: Questions the session is waiting on.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -146,6 +168,7 @@ class SessionState(BaseModel):
     prompt_received: bool
     outcome: PromptOutcome | None = None
     permissions: list[PermissionRequest] = []
+    questions: list[QuestionRequest] = []
 
     @property
     def needs_prompt(self) -> bool:
@@ -192,6 +215,7 @@ async def reconcile(
     statuses = await client.status(directory)
     status = statuses.get(session_id)
     permissions = [p for p in await client.permissions(directory) if p.session_id == session_id]
+    questions = [q for q in await client.questions(directory) if q.session_id == session_id]
     messages = await _recent_messages(client, session_id, directory, user_message_id)
     present, _ = _turn(messages, user_message_id)
     idle = status is None or status.type == "idle"
@@ -202,6 +226,7 @@ async def reconcile(
         prompt_received=present,
         outcome=judge_turn(session_id, messages, user_message_id, idle=idle),
         permissions=permissions,
+        questions=questions,
     )
 
 
@@ -239,8 +264,10 @@ async def wait_for_outcome(
         on_event: Called with each of the session's events (progress display).
 
     Returns:
-        The outcome; an ``incomplete`` one means the run died and the prompt
-        should be sent again.
+        The outcome. ``incomplete``: the run died and the prompt should be
+        sent again. ``needs_input``: the run is paused on the permission
+        requests or questions listed in ``pending``; answer them and call
+        this again to go on waiting.
 
     Raises:
         TimeoutError: ``timeout`` passed first. The run is left running.
@@ -248,6 +275,7 @@ async def wait_for_outcome(
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
     busy_seen = idle_seen = False
+    unfinished_reads = 0
     final: PromptOutcome | None = None
     next_wait = watchdog
     while True:
@@ -265,15 +293,33 @@ async def wait_for_outcome(
             on_event(event)
         if event is None or event.type == RECONNECTED:
             state = await reconcile(client, session_id, directory, user_message_id)
+            if state.permissions or state.questions:
+                return _needs_input(session_id, state.permissions, state.questions)
             outcome = state.outcome
-            if outcome is not None and state.status == "idle":
-                unanswered = outcome.kind == "incomplete" and outcome.message_id is None
-                if not (unanswered and time.monotonic() - started < boot_grace):
-                    return outcome
+            idle_seen = False
+            if state.status != "idle" or (outcome is not None and outcome.message_id):
+                busy_seen = True
+            if outcome is None or state.status != "idle":
+                continue
+            if outcome.kind != "incomplete":
+                return outcome
+            if outcome.message_id is None and time.monotonic() - started < boot_grace:
                 # The server can take a while to start a directory's first run:
                 # "idle with no answer yet" is not an end so soon after sending.
                 next_wait = min(1.0, watchdog)
-            idle_seen = False
+                continue
+            # "Idle but unfinished" is believed only when a second look agrees:
+            # the final message.updated can come late after session.idle.
+            unfinished_reads += 1
+            if unfinished_reads >= 2:
+                return outcome
+            next_wait = settle
+            continue
+        unfinished_reads = 0
+        if event.type in _INPUT_TYPES:
+            state = await reconcile(client, session_id, directory, user_message_id)
+            if state.permissions or state.questions:
+                return _needs_input(session_id, state.permissions, state.questions)
             continue
         if event.type == "session.status":
             kind = (event.properties.get("status") or {}).get("type")

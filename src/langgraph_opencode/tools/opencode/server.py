@@ -574,8 +574,11 @@ class OpenCodeServer:
         except OSError as exc:
             return f"(could not read {self.log_path}: {exc})"
         text = data.decode("utf-8", errors="replace")
-        secret = self._password.get_secret_value()
-        text = text.replace(secret, "**********")
+        # The password, and any value given through env= (provider keys).
+        secrets_ = [self._password.get_secret_value(), *self._extra_env.values()]
+        for secret in sorted(secrets_, key=len, reverse=True):
+            if len(secret) >= 6:
+                text = text.replace(secret, "**********")
         return "\n".join(text.strip().splitlines()[-_LOG_TAIL_LINES:])
 
     @staticmethod
