@@ -1,0 +1,137 @@
+"""Acceptance checks: run a shell command in a worktree, with a time limit.
+
+The orchestrator runs the checks itself rather than trusting an agent's
+"tests pass". A check runs in its own process group, so a timeout kills the
+command and everything it started (test runners, servers, watchers); so does a
+normal exit, so a check never leaves processes behind. Output (stdout and
+stderr interleaved) is kept within a budget: its head and its tail, where the
+summary of a test run usually is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["DEFAULT_OUTPUT_CHARS", "CheckResult", "run_check"]
+
+DEFAULT_OUTPUT_CHARS = 20_000
+"""Default budget for the output kept from one check."""
+
+
+class CheckResult(BaseModel):
+    """The outcome of one check command."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command: str
+    cwd: Path
+    exit_code: int | None
+    """The exit status; negative for a signal (e.g. ``-15`` after a timeout)."""
+    duration_s: float
+    timed_out: bool
+    output: str
+    """Stdout and stderr, interleaved; the middle is cut when over budget."""
+    truncated: bool
+    output_bytes: int
+    """How many bytes the command wrote in all."""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the command exited with status 0 within its time limit."""
+        return self.exit_code == 0 and not self.timed_out
+
+
+async def run_check(
+    command: str,
+    cwd: Path,
+    *,
+    timeout: float,
+    max_output_chars: int = DEFAULT_OUTPUT_CHARS,
+    env: Mapping[str, str] | None = None,
+    kill_grace: float = 2.0,
+) -> CheckResult:
+    """Run a shell command in ``cwd`` and report how it went.
+
+    Args:
+        command: A ``/bin/sh`` command line, e.g. ``"pytest -q"``.
+        cwd: The directory to run it in (a task or integration worktree).
+        timeout: Seconds before the whole process group is sent SIGTERM.
+        max_output_chars: Keep about this many bytes of output: the first half
+            and the last half, with a marker where the middle was cut.
+        env: Variables added to (and overriding) the orchestrator's environment.
+        kill_grace: Seconds between SIGTERM and SIGKILL after a timeout.
+
+    Returns:
+        The exit code, duration, whether it timed out, and the output.
+    """
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    started = time.monotonic()
+    # Output goes to an anonymous file, not a pipe: a background process that
+    # keeps the pipe open would make asyncio wait for it (Process.wait() waits
+    # for the pipes to close), and a file needs no reader to keep it flowing.
+    with tempfile.TemporaryFile() as sink:
+        proc = await asyncio.create_subprocess_shell(
+            command,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            timed_out = True
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), kill_grace)
+            except TimeoutError:
+                _signal_group(proc.pid, signal.SIGKILL)
+        finally:
+            # Whatever the command left running in its group goes too.
+            _signal_group(proc.pid, signal.SIGKILL)
+            if proc.returncode is None:
+                await proc.wait()
+        duration = time.monotonic() - started
+        output, truncated, total = _head_and_tail(sink, max(2, max_output_chars))
+    return CheckResult(
+        command=command,
+        cwd=cwd,
+        exit_code=proc.returncode,
+        duration_s=round(duration, 3),
+        timed_out=timed_out,
+        output=output,
+        truncated=truncated,
+        output_bytes=total,
+    )
+
+
+def _head_and_tail(sink: IO[bytes], budget: int) -> tuple[str, bool, int]:
+    """Return the first and last ``budget // 2`` bytes of ``sink`` as text."""
+    total = sink.seek(0, os.SEEK_END)
+    sink.seek(0)
+    if total <= budget:
+        return sink.read().decode("utf-8", errors="replace"), False, total
+    head = sink.read(budget // 2).decode("utf-8", errors="replace")
+    sink.seek(total - (budget - budget // 2))
+    tail = sink.read().decode("utf-8", errors="replace")
+    omitted = total - budget
+    return f"{head}\n… [{omitted} bytes of output omitted] …\n{tail}", True, total
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

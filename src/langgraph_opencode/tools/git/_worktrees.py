@@ -1,0 +1,188 @@
+"""Worktree bookkeeping: list, create or reuse, inspect, remove.
+
+The helpers here never delete a directory that holds files: a registered
+worktree whose directory has gone is unregistered (nothing is left to lose),
+and everything else is refused with an explanation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from langgraph_opencode.errors import GitError
+from langgraph_opencode.tools.git._command import run_git
+from langgraph_opencode.tools.git.models import StatusEntry
+
+__all__ = [
+    "WorktreeEntry",
+    "conflict_marker_paths",
+    "ensure_worktree",
+    "forget_missing_worktree",
+    "list_worktrees",
+    "merge_in_progress",
+    "status_entries",
+    "unmerged_paths",
+]
+
+_MARKER = re.compile(rb"^(<{7}|>{7})(?: |$)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class WorktreeEntry:
+    """One record of ``git worktree list --porcelain``."""
+
+    path: Path
+    head: str | None
+    branch: str | None
+    """The short branch name, ``None`` when detached or bare."""
+    missing: bool
+    locked: bool
+
+
+async def list_worktrees(repo: Path) -> list[WorktreeEntry]:
+    """Return every worktree registered in ``repo``, the main one first."""
+    out = await run_git(repo, "worktree", "list", "--porcelain", "-z")
+    entries: list[WorktreeEntry] = []
+    for record in out.stdout.split("\0\0"):
+        fields = dict(_field(line) for line in record.split("\0") if line.strip())
+        if "worktree" not in fields:
+            continue
+        branch = fields.get("branch")
+        entries.append(
+            WorktreeEntry(
+                path=Path(fields["worktree"]),
+                head=fields.get("HEAD"),
+                branch=branch.removeprefix("refs/heads/") if branch else None,
+                missing="prunable" in fields or not _exists(Path(fields["worktree"])),
+                locked="locked" in fields,
+            )
+        )
+    return entries
+
+
+async def forget_missing_worktree(repo: Path, entry: WorktreeEntry) -> None:
+    """Unregister a worktree whose directory no longer exists (even if locked)."""
+    if _exists(entry.path):
+        raise GitError(f"refusing to forget worktree {entry.path}: its directory still exists")
+    await run_git(repo, "worktree", "remove", "--force", "--force", str(entry.path))
+
+
+async def ensure_worktree(
+    repo: Path, branch: str, path: Path, *, start: str, owned: Path
+) -> tuple[Path, bool, bool]:
+    """Check ``branch`` out in a worktree, creating what is missing.
+
+    Args:
+        repo: Any directory of the repository.
+        branch: The short branch name.
+        path: Where to put the worktree if the branch has none yet.
+        start: The commit a new branch starts from (ignored if it exists).
+        owned: The run's directory: an existing worktree of ``branch`` is
+            reused only if it is ``path`` or lies under ``owned``, so that a
+            checkout of the user's is never taken over.
+
+    Returns:
+        The worktree path, whether the branch was created, and whether a
+        registered worktree whose directory had gone was re-added.
+
+    Raises:
+        GitError: ``path`` holds files but is not this branch's worktree, or
+            the branch is checked out somewhere the run does not own.
+    """
+    repaired = False
+    for entry in await list_worktrees(repo):
+        if entry.branch == branch or entry.path == path:
+            if not entry.missing:
+                if entry.branch != branch:
+                    raise GitError(
+                        f"{path} is already the worktree of "
+                        f"{entry.branch or 'a detached HEAD'}, not of {branch}: "
+                        "choose another path, or remove that worktree first"
+                    )
+                if entry.path != path and not entry.path.is_relative_to(owned):
+                    raise GitError(
+                        f"{branch} is checked out in {entry.path}, which this run does not "
+                        "own: check out another branch there, then retry"
+                    )
+                return entry.path, False, False
+            await forget_missing_worktree(repo, entry)
+            repaired = True
+    if _occupied(path):
+        raise GitError(
+            f"cannot create the worktree of {branch} at {path}: the path exists and is "
+            "not empty; move it away (nothing there was deleted) or choose another path"
+        )
+    _make_parent(path)
+    exists = (
+        await run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
+    ).ok
+    if exists:
+        await run_git(repo, "worktree", "add", "--quiet", str(path), branch)
+    else:
+        await run_git(
+            repo, "worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), start
+        )
+    return path, not exists, repaired
+
+
+async def status_entries(worktree: Path) -> tuple[StatusEntry, ...]:
+    """Return the uncommitted changes and untracked files of a worktree."""
+    out = await run_git(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all")
+    entries: list[StatusEntry] = []
+    parts = iter(out.stdout.split("\0"))
+    for part in parts:
+        if len(part) < 4:
+            continue
+        code = part[:2]
+        entries.append(StatusEntry(code=code, path=part[3:]))
+        if "R" in code or "C" in code:
+            next(parts, None)  # the rename's source path
+    return tuple(entries)
+
+
+async def merge_in_progress(worktree: Path) -> bool:
+    """Whether a merge stopped half-way in ``worktree`` (``MERGE_HEAD`` exists)."""
+    out = await run_git(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)
+    return out.ok
+
+
+async def unmerged_paths(worktree: Path) -> tuple[str, ...]:
+    """Return the paths the index still records as conflicting."""
+    out = await run_git(worktree, "diff", "--name-only", "--diff-filter=U", "-z")
+    return tuple(sorted({p for p in out.stdout.split("\0") if p}))
+
+
+async def conflict_marker_paths(worktree: Path) -> tuple[str, ...]:
+    """Return unmerged or changed files that still contain conflict markers."""
+    changed = await run_git(worktree, "diff", "--name-only", "-z", "HEAD")
+    untracked = await run_git(worktree, "ls-files", "--others", "--exclude-standard", "-z")
+    candidates = {p for p in (changed.stdout + "\0" + untracked.stdout).split("\0") if p}
+    found = set(await unmerged_paths(worktree))
+    found.update(rel for rel in candidates - found if _has_markers(worktree / rel))
+    return tuple(sorted(found))
+
+
+# Small filesystem look-ups, kept synchronous: each is one stat or one file read.
+
+
+def _field(line: str) -> tuple[str, str]:
+    key, _, value = line.partition(" ")
+    return key, value
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+def _occupied(path: Path) -> bool:
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def _make_parent(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _has_markers(file: Path) -> bool:
+    return file.is_file() and _MARKER.search(file.read_bytes()) is not None

@@ -1,0 +1,570 @@
+"""The git toolkit and the check runner, against real git in temporary repositories."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from langgraph_opencode.errors import ConfigurationError, GitError, MergeConflict
+from langgraph_opencode.tools.checks import run_check
+from langgraph_opencode.tools.git import GitRun, Repo
+
+_TEST_IDENTITY = {
+    "GIT_AUTHOR_NAME": "test user",
+    "GIT_AUTHOR_EMAIL": "user@example.invalid",
+    "GIT_COMMITTER_NAME": "test user",
+    "GIT_COMMITTER_EMAIL": "user@example.invalid",
+}
+
+
+def _run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **_TEST_IDENTITY}
+    cmd = ["git", "-C", str(repo), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git as the test user (identity via env) and return stdout."""
+    result = _run(repo, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No global or system git config, and no identity but the ones passed explicitly."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("AUTHOR", "COMMITTER"):
+        for field in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{var}_{field}", raising=False)
+
+
+def _snapshot(repo: Path) -> dict[str, object]:
+    """Everything of the user's checkout that must survive a run unchanged."""
+    files = {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo).parts
+    }
+    return {
+        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
+        "head": git(repo, "rev-parse", "HEAD"),
+        "branch": git(repo, "symbolic-ref", "HEAD"),
+        "diff": git(repo, "diff"),
+        "cached": git(repo, "diff", "--cached"),
+        "files": files,
+        "index": hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest(),
+        "main": git(repo, "rev-parse", "refs/heads/main"),
+    }
+
+
+async def _task(run: GitRun, task_id: str, files: dict[str, str]) -> None:
+    """Create a task worktree, write files in it and commit them."""
+    wt = await run.create_task_worktree(task_id)
+    for name, text in files.items():
+        (wt.path / name).write_text(text)
+    assert await run.commit_all(task_id, f"{task_id}: work") is not None
+
+
+# --- the user's repository -------------------------------------------------------------
+
+
+async def test_open_rejects_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="not a git repository"):
+        await Repo.open(tmp_path)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        await Repo.open(tmp_path / "missing")
+
+
+async def test_open_rejects_a_repository_without_commits(tmp_path: Path) -> None:
+    git(tmp_path, "init", "--quiet", "--initial-branch=main")
+    with pytest.raises(ConfigurationError, match="no commits yet"):
+        await Repo.open(tmp_path)
+
+
+async def test_open_accepts_a_subdirectory_and_reports_the_root(git_repo: Path) -> None:
+    (git_repo / "sub").mkdir()
+    repo = await Repo.open(git_repo / "sub")
+    top = Path(git(git_repo, "rev-parse", "--show-toplevel").strip())
+    assert repo.root == top
+    assert repo.common_dir == top / ".git"
+
+
+async def test_status_reports_dirty_files_without_touching_the_index(git_repo: Path) -> None:
+    (git_repo / "README.md").write_text("# changed\n")
+    (git_repo / "staged.txt").write_text("staged\n")
+    git(git_repo, "add", "staged.txt")
+    (git_repo / "new.txt").write_text("untracked\n")
+    before = _snapshot(git_repo)
+
+    status = await (await Repo.open(git_repo)).status()
+
+    assert status.branch == "main"
+    assert status.head == git(git_repo, "rev-parse", "HEAD").strip()
+    assert status.dirty
+    assert dict((e.path, e.code) for e in status.entries) == {
+        "README.md": " M",
+        "staged.txt": "A ",
+        "new.txt": "??",
+    }
+    assert _snapshot(git_repo) == before
+
+
+async def test_status_of_a_clean_checkout(git_repo: Path) -> None:
+    status = await (await Repo.open(git_repo)).status()
+    assert not status.dirty
+    assert status.files == ()
+
+
+async def test_ids_are_validated(git_repo: Path) -> None:
+    repo = await Repo.open(git_repo)
+    for bad in ("", "a/b", "..", "a..b", "x.lock", "-x", "a b"):
+        with pytest.raises(ConfigurationError, match="invalid run id"):
+            repo.run(bad)
+    run = repo.run("r1")
+    with pytest.raises(ConfigurationError, match="reserved"):
+        await run.create_task_worktree("integration")
+    with pytest.raises(ConfigurationError, match="invalid task id"):
+        await run.create_task_worktree("../escape")
+
+
+# --- a full cycle leaves the user's checkout alone -------------------------------------
+
+
+async def test_full_cycle_leaves_the_users_checkout_byte_identical(git_repo: Path) -> None:
+    (git_repo / "README.md").write_text("# user's own edit, not committed\n")
+    (git_repo / "notes.txt").write_text("user's untracked notes\n")
+    (git_repo / "staged.txt").write_text("staged by the user\n")
+    git(git_repo, "add", "staged.txt")
+    before = _snapshot(git_repo)
+
+    repo = await Repo.open(git_repo)
+    run = repo.run("cycle")
+    await _task(run, "a", {"a.txt": "a\n"})
+    await _task(run, "b", {"README.md": "# from b\n"})
+    await run.diff("a")
+    await run.merge("a")
+    await run.refresh("b")
+    await run.merge("b")
+    await run.remove_task_worktree("a", delete_branch=True)
+    await run.remove_task_worktree("b")
+    await run.remove_integration_worktree()
+    await run.inventory()
+    await repo.status()
+
+    assert _snapshot(git_repo) == before
+    integration = git(git_repo, "show", f"{run.integration_branch}:README.md")
+    assert integration == "# from b\n"
+
+
+async def test_git_variables_inherited_from_a_hook_do_not_redirect_commands(
+    git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _snapshot(git_repo)
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(tmp_path / "stray-index"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(tmp_path))
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "t1", {"t1.txt": "t1\n"})
+    await run.merge("t1")
+    monkeypatch.undo()
+    assert not (tmp_path / "stray-index").exists()
+    assert _snapshot(git_repo) == before
+    assert "t1.txt" in git(git_repo, "ls-tree", "--name-only", "lgoc/r1/integration")
+
+
+# --- branches and worktrees ------------------------------------------------------------
+
+
+async def test_integration_branch_starts_at_head_and_is_kept(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    start = await run.ensure_integration_branch()
+    assert start == git(git_repo, "rev-parse", "HEAD").strip()
+    git(git_repo, "commit", "--quiet", "--allow-empty", "-m", "user moves on")
+    assert await run.ensure_integration_branch() == start
+
+
+async def test_task_worktree_is_recreated_after_a_crash_without_losing_commits(
+    git_repo: Path,
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    first = await run.create_task_worktree("t1")
+    assert first.created
+    assert first.path == run.run_dir / "worktrees" / "t1"
+    assert first.branch == "lgoc/r1/t1"
+    (first.path / "work.txt").write_text("committed work\n")
+    commit = await run.commit_all("t1", "t1: work")
+    assert commit is not None
+
+    again = await run.create_task_worktree("t1")
+    assert (again.path, again.created, again.repaired) == (first.path, False, False)
+
+    shutil.rmtree(first.path)  # the crash: the directory is gone, git still lists it
+    repaired = await run.create_task_worktree("t1")
+    assert (repaired.created, repaired.repaired) == (False, True)
+    assert repaired.head == commit.sha
+    assert (repaired.path / "work.txt").read_text() == "committed work\n"
+    assert git(git_repo, "worktree", "list").count("lgoc/r1/t1") == 1
+
+    # Branch kept, worktree unregistered (e.g. removed by hand): re-added as well.
+    shutil.rmtree(repaired.path)
+    git(git_repo, "worktree", "prune")
+    readded = await run.create_task_worktree("t1")
+    assert readded.head == commit.sha
+    assert (readded.path / "work.txt").exists()
+
+
+async def test_worktree_path_with_other_content_is_refused(git_repo: Path, tmp_path: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("not ours\n")
+    with pytest.raises(GitError, match="not empty"):
+        await run.create_task_worktree("t1", path=occupied)
+    assert (occupied / "keep.txt").read_text() == "not ours\n"
+    custom = await run.create_task_worktree("t1", path=tmp_path / "custom")
+    assert custom.path == (tmp_path / "custom").resolve()
+    assert await run.task_path("t1") == custom.path
+
+
+async def test_a_run_branch_checked_out_by_the_user_is_not_taken_over(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await run.ensure_integration_branch()
+    git(git_repo, "checkout", "--quiet", run.integration_branch)
+    await _task(run, "t1", {"t1.txt": "t1\n"})
+    with pytest.raises(GitError, match="does not own"):
+        await run.merge("t1")
+    assert git(git_repo, "status", "--porcelain") == ""
+
+
+# --- commits and diffs -----------------------------------------------------------------
+
+
+async def test_commit_all_commits_everything_and_reports_ignored_files(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    wt = await run.create_task_worktree("t1")
+    assert await run.commit_all("t1", "nothing yet") is None
+
+    (wt.path / ".gitignore").write_text("build/\n*.log\n")
+    (wt.path / "src.py").write_text("print('hi')\n")
+    (wt.path / "README.md").unlink()
+    (wt.path / "build").mkdir()
+    (wt.path / "build" / "out.bin").write_text("artifact\n")
+    (wt.path / "debug.log").write_text("log\n")
+    commit = await run.commit_all("t1", "t1: add src")
+
+    assert commit is not None
+    assert set(commit.files) == {".gitignore", "src.py", "README.md"}
+    assert set(commit.ignored) == {"build/", "debug.log"}
+    assert commit.sha == git(wt.path, "rev-parse", "HEAD").strip()
+    author = git(wt.path, "log", "-1", "--format=%an <%ae>|%cn <%ce>").strip()
+    me = "langgraph-opencode <langgraph-opencode@localhost>"
+    assert author == f"{me}|{me}"
+    assert git(wt.path, "status", "--porcelain") == ""
+    assert await run.commit_all("t1", "again") is None
+
+
+async def test_diff_against_the_merge_base_with_a_size_cap(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "t1", {"big.txt": "".join(f"line {i}\n" for i in range(2000))})
+    await _task(run, "t2", {"other.txt": "other\n"})
+    await run.merge("t2")  # integration moves on; t1's diff must not include t2's work
+
+    diff = await run.diff("t1")
+    assert diff.files == ("big.txt",)
+    assert "big.txt" in diff.stat
+    assert "+line 1999" in diff.text
+    assert not diff.truncated
+    assert "other.txt" not in diff.text
+
+    small = await run.diff("t1", max_chars=500)
+    assert small.truncated
+    assert len(small.text) <= 500
+    assert small.text.endswith("\n")
+    assert small.total_chars == len(diff.text)
+
+
+# --- merging ---------------------------------------------------------------------------
+
+
+async def test_parallel_tasks_writing_different_files_both_merge(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await asyncio.gather(
+        _task(run, "t1", {"one.txt": "one\n"}), _task(run, "t2", {"two.txt": "two\n"})
+    )
+    results = await asyncio.gather(run.merge("t1"), run.merge("t2"))
+
+    assert {r.task_id for r in results} == {"t1", "t2"}
+    assert not any(r.already_merged for r in results)
+    tree = git(git_repo, "ls-tree", "--name-only", run.integration_branch).split()
+    assert set(tree) == {"README.md", "one.txt", "two.txt"}
+    log = git(git_repo, "log", "--merges", "--format=%s", run.integration_branch)
+    assert "Merge task t1" in log
+    assert "Merge task t2" in log
+
+    again = await run.merge("t1")  # e.g. repeated after a crash
+    assert again.already_merged
+    assert again.sha == git(git_repo, "rev-parse", run.integration_branch).strip()
+    assert await run.is_merged("t1")
+    assert await run.is_merged("t2")
+
+
+async def test_a_conflicting_merge_is_aborted_and_the_task_branch_kept(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"README.md": "# from a\n"})
+    await _task(run, "b", {"README.md": "# from b\n", "b.txt": "b\n"})
+    b_head = git(git_repo, "rev-parse", "lgoc/r1/b").strip()
+    merged_a = await run.merge("a")
+
+    with pytest.raises(MergeConflict) as caught:
+        await run.merge("b")
+
+    assert caught.value.paths == ("README.md",)
+    assert "lgoc/r1/b" in str(caught.value)
+    assert git(run.integration_path, "status", "--porcelain", "--untracked-files=all") == ""
+    assert not (run.integration_path / ".git").is_dir()  # a linked worktree, not a clone
+    assert git(git_repo, "rev-parse", run.integration_branch).strip() == merged_a.sha
+    assert git(git_repo, "rev-parse", "lgoc/r1/b").strip() == b_head
+    assert not await run.is_merged("b")
+
+
+async def test_merge_refuses_a_task_with_uncommitted_work(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "t1", {"t1.txt": "t1\n"})
+    (await run.task_path("t1") / "late.txt").write_text("not committed\n")
+    with pytest.raises(GitError, match="uncommitted changes"):
+        await run.merge("t1")
+    await run.commit_all("t1", "late")
+    assert (await run.merge("t1")).files == ("late.txt", "t1.txt")
+
+
+async def test_a_merge_interrupted_by_a_crash_is_cleared_first(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"README.md": "# from a\n"})
+    await _task(run, "b", {"README.md": "# from b\n"})
+    await _task(run, "c", {"c.txt": "c\n"})
+    await run.merge("a")
+    # The process died in the middle of merging b: conflict markers, MERGE_HEAD.
+    crashed = run.integration_path
+    assert _run(crashed, "merge", "--quiet", "lgoc/r1/b").returncode != 0
+    assert "<<<<<<<" in (crashed / "README.md").read_text()
+
+    result = await run.merge("c")
+    assert not result.already_merged
+    assert (crashed / "README.md").read_text() == "# from a\n"
+    assert git(crashed, "status", "--porcelain") == ""
+
+
+# --- conflict rework -------------------------------------------------------------------
+
+
+async def test_refresh_leaves_markers_and_finishing_after_resolution_works(
+    git_repo: Path,
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"README.md": "# from a\n"})
+    await _task(run, "b", {"README.md": "# from b\n", "b.txt": "b\n"})
+    await run.merge("a")
+    with pytest.raises(MergeConflict):
+        await run.merge("b")
+    wt = await run.task_path("b")
+    b_head = git(wt, "rev-parse", "HEAD").strip()
+
+    refresh = await run.refresh("b")
+    assert refresh.conflicts == ("README.md",)
+    assert not refresh.clean
+    assert refresh.head == b_head
+    text = (wt / "README.md").read_text()
+    assert "<<<<<<<" in text
+    assert "# from a" in text
+    assert "# from b" in text
+    assert (await run.refresh("b")).conflicts == ("README.md",)  # asking again is harmless
+
+    with pytest.raises(GitError, match="finish_refresh"):
+        await run.commit_all("b", "too early")
+    (wt / "README.md").write_text("<<<<<<< HEAD\nhalf resolved\n")
+    git(wt, "add", "README.md")  # staged, but markers remain
+    with pytest.raises(MergeConflict) as caught:
+        await run.finish_refresh("b")
+    assert caught.value.paths == ("README.md",)
+
+    (wt / "README.md").write_text("# from a and b\n")
+    finished = await run.finish_refresh("b")
+    assert finished.clean
+    assert finished.head != b_head
+    assert (
+        git(wt, "rev-parse", "HEAD^2").strip()
+        == git(git_repo, "rev-parse", run.integration_branch).strip()
+    )
+    assert git(wt, "status", "--porcelain") == ""
+    assert (await run.finish_refresh("b")).up_to_date
+
+    merged = await run.merge("b")
+    assert git(git_repo, "show", f"{merged.sha}:README.md") == "# from a and b\n"
+    assert git(git_repo, "show", f"{merged.sha}:b.txt") == "b\n"
+
+
+async def test_refresh_without_conflict_and_when_up_to_date(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    await _task(run, "b", {"b.txt": "b\n"})
+    assert (await run.refresh("b")).up_to_date
+    await run.merge("a")
+    (await run.task_path("b") / "wip.txt").write_text("not committed\n")
+    with pytest.raises(GitError, match="commit them"):
+        await run.refresh("b")
+    await run.commit_all("b", "wip")
+    refreshed = await run.refresh("b")
+    assert refreshed.clean
+    assert not refreshed.up_to_date
+    assert (await run.task_path("b") / "a.txt").read_text() == "a\n"
+
+
+async def test_abort_refresh_restores_the_task_commit(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"README.md": "# from a\n"})
+    await _task(run, "b", {"README.md": "# from b\n"})
+    await run.merge("a")
+    assert (await run.refresh("b")).conflicts
+    await run.abort_refresh("b")
+    wt = await run.task_path("b")
+    assert (wt / "README.md").read_text() == "# from b\n"
+    assert git(wt, "status", "--porcelain") == ""
+
+
+# --- clean-up --------------------------------------------------------------------------
+
+
+async def test_clean_up_refuses_unmerged_or_dirty_work(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "done", {"done.txt": "done\n"})
+    await _task(run, "open", {"open.txt": "open\n"})
+    await run.merge("done")
+    open_head = git(git_repo, "rev-parse", "lgoc/r1/open").strip()
+    open_path = await run.task_path("open")
+
+    with pytest.raises(GitError, match="not merged"):
+        await run.remove_task_worktree("open")
+    with pytest.raises(GitError, match="not merged"):
+        await run.remove_task_worktree("open", force=True, delete_branch=True)
+    (open_path / "draft.txt").write_text("uncommitted\n")
+    with pytest.raises(GitError, match="uncommitted changes"):
+        await run.remove_task_worktree("open", force=True)
+    assert (open_path / "draft.txt").read_text() == "uncommitted\n"
+
+    done_path = await run.task_path("done")
+    (done_path / "scratch.txt").write_text("untracked\n")
+    with pytest.raises(GitError, match="untracked files"):
+        await run.remove_task_worktree("done")
+    (done_path / "scratch.txt").unlink()
+
+    inventory = await run.inventory()
+    assert [(b.name, b.merged, b.unmerged_commits) for b in inventory.branches] == [
+        ("lgoc/r1/integration", True, 0),
+        ("lgoc/r1/done", True, 0),
+        ("lgoc/r1/open", False, 1),
+    ]
+    assert {(w.branch, w.dirty) for w in inventory.worktrees} == {
+        ("lgoc/r1/integration", False),
+        ("lgoc/r1/done", False),
+        ("lgoc/r1/open", True),
+    }
+
+    assert await run.remove_task_worktree("done", delete_branch=True)
+    assert not done_path.exists()
+    (open_path / "draft.txt").unlink()
+    assert await run.remove_task_worktree("open", force=True)
+    assert not open_path.exists()
+    assert git(git_repo, "rev-parse", "lgoc/r1/open").strip() == open_head
+    assert not await run.remove_task_worktree("open", force=True)  # nothing left to remove
+
+    left = await run.inventory()
+    assert [b.name for b in left.branches] == ["lgoc/r1/integration", "lgoc/r1/open"]
+    assert [w.branch for w in left.worktrees] == ["lgoc/r1/integration"]
+    assert await run.remove_integration_worktree()
+    assert not (await run.inventory()).worktrees
+
+
+async def test_a_missing_worktree_is_unregistered_and_listed_as_missing(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    wt = await run.create_task_worktree("t1")
+    shutil.rmtree(wt.path)
+    listed = (await run.inventory()).worktrees
+    assert [(w.branch, w.missing, w.dirty) for w in listed] == [("lgoc/r1/t1", True, None)]
+    assert await run.remove_task_worktree("t1")
+    assert (await run.inventory()).worktrees == ()
+
+
+# --- acceptance checks -----------------------------------------------------------------
+
+
+async def test_check_passes_and_fails(tmp_path: Path) -> None:
+    ok = await run_check("echo out; echo err >&2", tmp_path, timeout=30)
+    assert ok.passed
+    assert (ok.exit_code, ok.timed_out, ok.truncated) == (0, False, False)
+    assert ok.output == "out\nerr\n"
+    assert ok.duration_s >= 0
+
+    failed = await run_check("pwd; exit 3", tmp_path, timeout=30, env={"X": "1"})
+    assert not failed.passed
+    assert failed.exit_code == 3
+    assert failed.output.strip() == str(tmp_path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+async def _gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+async def test_check_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    command = "trap '' TERM; sleep 300 & echo $! > child.pid; echo started; wait"
+    result = await run_check(command, tmp_path, timeout=0.5, kill_grace=0.5)
+    assert result.timed_out
+    assert not result.passed
+    assert result.exit_code is not None
+    assert result.exit_code < 0
+    assert "started" in result.output
+    assert result.duration_s < 10
+    assert await _gone(int((tmp_path / "child.pid").read_text()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+async def test_check_leaves_no_background_process_behind(tmp_path: Path) -> None:
+    result = await run_check("sleep 300 & echo $! > child.pid", tmp_path, timeout=30)
+    assert result.passed
+    assert result.duration_s < 10
+    assert await _gone(int((tmp_path / "child.pid").read_text()))
+
+
+async def test_check_output_keeps_head_and_tail(tmp_path: Path) -> None:
+    command = (
+        "echo FIRST; i=0; while [ $i -lt 3000 ]; do echo filler-$i; i=$((i+1)); done; echo LAST"
+    )
+    result = await run_check(command, tmp_path, timeout=30, max_output_chars=1000)
+    assert result.truncated
+    assert result.output.startswith("FIRST\n")
+    assert result.output.endswith("LAST\n")
+    assert "bytes of output omitted" in result.output
+    assert len(result.output) < 1100
+    assert result.output_bytes > 30_000
