@@ -28,6 +28,7 @@ from langgraph_opencode.errors import (
     error_for_status,
 )
 from langgraph_opencode.tools.opencode._ids import ascending_id
+from langgraph_opencode.tools.opencode.config import split_model
 from langgraph_opencode.tools.opencode.models import (
     Message,
     PermissionReply,
@@ -379,9 +380,7 @@ class OpenCodeClient:
         """
         body: dict[str, Any] = {"parts": [{"type": "text", "text": text}], "agent": agent}
         if model is not None:
-            provider_id, sep, model_id = model.partition("/")
-            if not sep or not provider_id or not model_id:
-                raise ValueError(f"model must look like 'provider/model', got {model!r}")
+            provider_id, model_id = split_model(model)
             body["model"] = {"providerID": provider_id, "modelID": model_id}
         if schema is not None:
             body["format"] = {"type": "json_schema", "schema": dict(schema)}

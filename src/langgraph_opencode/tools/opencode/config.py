@@ -42,6 +42,7 @@ __all__ = [
     "PermissionAction",
     "build_config",
     "deep_merge",
+    "split_model",
 ]
 
 PermissionAction = Literal["allow", "ask", "deny"]
@@ -186,13 +187,23 @@ def _read_only_agent(description: str, prompt: str) -> dict[str, Any]:
     }
 
 
-def _check_model(field: str, value: str) -> str:
+def split_model(value: str, *, field: str = "model") -> tuple[str, str]:
+    """Split ``"provider/model"`` into its provider id and model id.
+
+    Raises:
+        ConfigurationError: ``value`` is not written ``provider/model``.
+    """
     provider, sep, model_id = value.partition("/")
     if not (sep and provider.strip() and model_id.strip()):
         raise ConfigurationError(
             f"{field} must be written 'provider/model' (e.g. 'anthropic/claude-sonnet-4-5'), "
             f"got {value!r}"
         )
+    return provider, model_id
+
+
+def _check_model(field: str, value: str) -> str:
+    split_model(value, field=field)
     return value
 
 
