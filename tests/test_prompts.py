@@ -63,6 +63,11 @@ CASES: dict[str, dict[str, str]] = {
         "checks": bullet_list(f"`{check}`" for check in TASK.checks),
         "other_tasks": bullet_list(["`docs`: Document the config file (files: README.md)"]),
     },
+    "resume": {
+        "task_id": TASK.id,
+        "title": TASK.title,
+        "reason": "stalled: no activity for 600 s",
+    },
     "rework": {
         "task_id": TASK.id,
         "title": TASK.title,

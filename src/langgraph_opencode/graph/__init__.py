@@ -1,1 +1,22 @@
-"""The orchestration graph (planner, dispatcher, monitor, reviewer)."""
+"""The orchestration graph: state, settings, and how the nodes are wired."""
+
+from langgraph_opencode.graph.builder import build_graph, compile_graph
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import (
+    OrchestratorInput,
+    OrchestratorOutput,
+    OrchestratorState,
+    PromptJob,
+    TaskRecord,
+)
+
+__all__ = [
+    "OrchestratorInput",
+    "OrchestratorOutput",
+    "OrchestratorState",
+    "PromptJob",
+    "RunSettings",
+    "TaskRecord",
+    "build_graph",
+    "compile_graph",
+]

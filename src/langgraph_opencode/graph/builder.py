@@ -1,0 +1,117 @@
+r"""The orchestration graph.
+
+```
+start -> plan -> approve_plan -> dispatch -> send -> monitor -> review -> merge -> dispatch ...
+          ^  \\______________________________/  |         \\-> ask_human -> monitor
+          |            (planner prompts)        |
+          +------- (plan rejected) -------------+                      ... -> finalize
+```
+
+``build_graph()`` returns the uncompiled ``StateGraph`` to embed or compile
+with any checkpointer; ``compile_graph(checkpointer)`` compiles it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer
+
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import (
+    TERMINAL_STATUSES,
+    OrchestratorInput,
+    OrchestratorOutput,
+    OrchestratorState,
+)
+from langgraph_opencode.nodes.approval import approve_plan
+from langgraph_opencode.nodes.dispatcher import dispatch, send
+from langgraph_opencode.nodes.finalize import finalize
+from langgraph_opencode.nodes.human import ask_human
+from langgraph_opencode.nodes.merge import merge
+from langgraph_opencode.nodes.monitor import monitor
+from langgraph_opencode.nodes.planner import plan, start
+from langgraph_opencode.nodes.reviewer import review
+
+__all__ = ["build_graph", "compile_graph"]
+
+
+def _after_plan(state: OrchestratorState) -> Literal["approve_plan", "send", "finalize"]:
+    if state.get("error"):
+        return "finalize"
+    if state.get("plan"):
+        return "approve_plan"
+    return "send"
+
+
+def _after_approval(state: OrchestratorState) -> Literal["dispatch", "plan", "approve_plan"]:
+    if not state.get("plan"):
+        return "plan"
+    if not state.get("tasks"):
+        return "approve_plan"  # an invalid edit: ask again, showing the problems
+    return "dispatch"
+
+
+def _after_monitor(state: OrchestratorState) -> Literal["ask_human", "plan", "review"]:
+    if state.get("waiting"):
+        return "ask_human"
+    if not state.get("plan"):
+        return "plan"
+    return "review"
+
+
+def _after_merge(state: OrchestratorState) -> Literal["dispatch", "finalize"]:
+    tasks = state.get("tasks") or {}
+    if tasks and all(record.get("status") in TERMINAL_STATUSES for record in tasks.values()):
+        return "finalize"
+    return "dispatch"
+
+
+def _after_dispatch(state: OrchestratorState) -> Literal["send", "merge"]:
+    tasks = state.get("tasks") or {}
+    # Nothing running and nothing to start: every task is done, failed or blocked.
+    if all(record.get("status") in TERMINAL_STATUSES for record in tasks.values()):
+        return "merge"
+    return "send"
+
+
+def build_graph() -> StateGraph[Any, Any, Any, Any]:
+    """Return the orchestration graph, not compiled (to embed it or pick a checkpointer)."""
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(
+        OrchestratorState,
+        context_schema=RunSettings,
+        input_schema=OrchestratorInput,
+        output_schema=OrchestratorOutput,
+    )
+    graph.add_node("start", start)
+    graph.add_node("plan", plan)
+    graph.add_node("approve_plan", approve_plan)
+    graph.add_node("dispatch", dispatch)
+    graph.add_node("send", send)  # type: ignore[arg-type]  # (state, runtime, config)
+    graph.add_node("monitor", monitor)  # type: ignore[arg-type]  # (state, runtime, config)
+    graph.add_node("ask_human", ask_human)  # type: ignore[arg-type]  # (state, runtime, config)
+    graph.add_node("review", review)
+    graph.add_node("merge", merge)
+    graph.add_node("finalize", finalize)
+
+    graph.add_edge(START, "start")
+    graph.add_edge("start", "plan")
+    graph.add_conditional_edges("plan", _after_plan)
+    graph.add_conditional_edges("approve_plan", _after_approval)
+    graph.add_conditional_edges("dispatch", _after_dispatch)
+    graph.add_edge("send", "monitor")
+    graph.add_conditional_edges("monitor", _after_monitor)
+    graph.add_edge("ask_human", "monitor")
+    graph.add_edge("review", "merge")
+    graph.add_conditional_edges("merge", _after_merge)
+    graph.add_edge("finalize", END)
+    return graph
+
+
+def compile_graph(
+    checkpointer: Checkpointer = None, *, name: str = "langgraph-opencode"
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile the graph with a checkpointer (``None``: the parent's, when embedded)."""
+    return build_graph().compile(checkpointer=checkpointer, name=name)

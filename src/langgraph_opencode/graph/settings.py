@@ -1,0 +1,147 @@
+"""Run settings: everything a run needs that is not state.
+
+They are the graph's ``context_schema``: passed per invocation, editable in
+LangGraph Studio, and never written to checkpoints. Secrets are not settings:
+the server password is read from the environment variable named here (or
+from the in-process registry of an embedded server), never stored.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Literal
+
+from langgraph_opencode.errors import ConfigurationError
+from langgraph_opencode.tools.opencode.config import split_model
+
+__all__ = ["PermissionDecision", "RunSettings"]
+
+PermissionDecision = Literal["allow", "deny", "ask"]
+
+
+@dataclass(kw_only=True)
+class RunSettings:
+    """How one orchestration run behaves.
+
+    Attributes:
+        server_url: The OpenCode server the sessions run on. Empty: the
+            ``orchestrate`` API starts an embedded one and fills this in.
+        password_env: Name of the environment variable holding the server's
+            password (an embedded server's password is known in-process).
+        planner_model: ``provider/model`` for the planner; empty: the server's default.
+        worker_model: ``provider/model`` for the workers; empty: the server's default.
+        reviewer_model: ``provider/model`` for the reviewer; empty: the server's default.
+        max_parallel: How many worker sessions run at once.
+        max_rework_rounds: Rework prompts a task may get before it fails.
+        max_plan_attempts: Planner prompts (first try included) before planning fails.
+        approve_plan: Pause for a human to approve, edit or reject the plan.
+        review: Ask the reviewer agent for a verdict (checks always run).
+        check_timeout: Seconds one acceptance check may run.
+        turn_timeout: Seconds one prompt's run may take before it is aborted.
+        stall_timeout: Seconds without any event from a running session before
+            it is aborted and prompted to continue.
+        max_stall_retries: How often a stalled session is prompted again
+            before its task fails.
+        task_token_budget: Tokens one task may use (0: no limit).
+        run_cost_budget: Dollars the whole run may spend (0: no limit).
+        allow_permissions: ``permission:pattern`` globs answered "once" without
+            asking (e.g. ``"bash:git *"``).
+        deny_permissions: ``permission:pattern`` globs rejected without asking.
+        unmatched_permissions: What to do with a permission request that no
+            rule matches: ask a human (an interrupt), allow, or deny.
+        diff_chars: The most diff characters shown to the reviewer.
+    """
+
+    server_url: str = ""
+    password_env: str = "OPENCODE_SERVER_PASSWORD"
+    planner_model: str = ""
+    worker_model: str = ""
+    reviewer_model: str = ""
+    max_parallel: int = 4
+    max_rework_rounds: int = 2
+    max_plan_attempts: int = 3
+    approve_plan: bool = False
+    review: bool = True
+    check_timeout: float = 600.0
+    turn_timeout: float = 3600.0
+    stall_timeout: float = 600.0
+    max_stall_retries: int = 1
+    task_token_budget: int = 0
+    run_cost_budget: float = 0.0
+    allow_permissions: list[str] = field(default_factory=list)
+    deny_permissions: list[str] = field(default_factory=list)
+    unmatched_permissions: PermissionDecision = "ask"
+    diff_chars: int = 40_000
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every setting.
+
+        Raises:
+            ConfigurationError: Listing each setting that is out of range.
+        """
+        problems: list[str] = []
+        positive = {
+            "max_parallel": self.max_parallel,
+            "max_plan_attempts": self.max_plan_attempts,
+            "check_timeout": self.check_timeout,
+            "turn_timeout": self.turn_timeout,
+            "stall_timeout": self.stall_timeout,
+            "diff_chars": self.diff_chars,
+        }
+        problems += [
+            f"{name} must be greater than 0, got {value}"
+            for name, value in positive.items()
+            if value <= 0
+        ]
+        not_negative = {
+            "max_rework_rounds": self.max_rework_rounds,
+            "max_stall_retries": self.max_stall_retries,
+            "task_token_budget": self.task_token_budget,
+            "run_cost_budget": self.run_cost_budget,
+        }
+        problems += [
+            f"{name} must not be negative, got {value}"
+            for name, value in not_negative.items()
+            if value < 0
+        ]
+        if self.unmatched_permissions not in ("allow", "deny", "ask"):
+            problems.append(
+                "unmatched_permissions must be 'allow', 'deny' or 'ask', "
+                f"got {self.unmatched_permissions!r}"
+            )
+        for name in ("planner_model", "worker_model", "reviewer_model"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    split_model(value, field=name)
+                except ConfigurationError as exc:
+                    problems.append(str(exc))
+        for name in ("allow_permissions", "deny_permissions"):
+            problems += [
+                f"{name} entries look like 'permission:pattern' (e.g. 'bash:git *'), got {rule!r}"
+                for rule in getattr(self, name)
+                if ":" not in rule
+            ]
+        if problems:
+            raise ConfigurationError("invalid run settings:\n- " + "\n- ".join(problems))
+
+    def decide_permission(self, permission: str, patterns: list[str]) -> PermissionDecision:
+        """Decide a permission request by the allow and deny rules.
+
+        Deny rules win over allow rules; a request with several patterns is
+        allowed only if every pattern is allowed.
+        """
+        subjects = [f"{permission}:{pattern}" for pattern in patterns] or [f"{permission}:"]
+
+        def matches(rules: list[str], subject: str) -> bool:
+            return any(fnmatch.fnmatchcase(subject, rule) for rule in rules)
+
+        if any(matches(self.deny_permissions, s) for s in subjects):
+            return "deny"
+        if all(matches(self.allow_permissions, s) for s in subjects):
+            return "allow"
+        return self.unmatched_permissions

@@ -1,0 +1,159 @@
+"""The graph's state: what is checkpointed after every step.
+
+Plain dicts and lists only (no custom classes), so checkpoints load anywhere.
+Big things stay out: diffs and logs live in git and in the server; a check's
+output is kept only as a short tail.
+
+Each task moves through these statuses::
+
+    pending -> working -> checking -> reviewing -> approved -> merged
+                  ^          |            |            |
+                  +--rework--+------------+--conflict--+
+    (any) -> failed          pending -> blocked (a dependency failed)
+
+A task's ``job`` is the one prompt it has outstanding. It is written to the
+state *before* it is sent (with a message id chosen here), so a resumed run
+can ask the server whether that exact prompt arrived instead of sending it
+twice.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired
+
+from typing_extensions import TypedDict
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "OrchestratorInput",
+    "OrchestratorOutput",
+    "OrchestratorState",
+    "PromptJob",
+    "TaskRecord",
+    "TaskStatus",
+    "merge_tasks",
+]
+
+TaskStatus = Literal[
+    "pending", "working", "checking", "reviewing", "approved", "merged", "failed", "blocked"
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"merged", "failed", "blocked"})
+
+JobRole = Literal["planner", "worker", "reviewer"]
+
+
+class PromptJob(TypedDict):
+    """One prompt, recorded before it is sent.
+
+    Attributes:
+        role: Who it is for.
+        session_id: The session it goes to.
+        directory: That session's directory.
+        message_id: The user message id it is sent with.
+        agent: The OpenCode agent that runs it.
+        model: ``provider/model``, or empty for the agent's default.
+        text: The prompt.
+        schema: A JSON schema for a structured answer, if one is wanted.
+        sent: Whether the server accepted it (set after sending).
+        outcome: How its run ended (a ``PromptOutcome`` as a dict), once known.
+    """
+
+    role: JobRole
+    session_id: str
+    directory: str
+    message_id: str
+    agent: str
+    model: str
+    text: str
+    schema: dict[str, Any] | None
+    sent: bool
+    outcome: dict[str, Any] | None
+
+
+class TaskRecord(TypedDict, total=False):
+    """What the run knows about one task."""
+
+    id: str
+    status: TaskStatus
+    round: int
+    """Rework rounds used so far."""
+    branch: str
+    worktree: str
+    worker_session: str
+    reviewer_session: str
+    job: PromptJob | None
+    tokens: int
+    cost: float
+    stall_retries: int
+    checks: list[dict[str, Any]]
+    verdict: dict[str, Any] | None
+    feedback: str
+    commits: list[str]
+    merge_sha: str
+    reason: str
+    refreshing: bool
+    """The integration branch was merged into the task with conflicts to resolve."""
+    review_retries: int
+    started_at: float
+    finished_at: float
+    sessions: list[str]
+
+
+def merge_tasks(
+    left: dict[str, TaskRecord] | None, right: dict[str, TaskRecord] | None
+) -> dict[str, TaskRecord]:
+    """Reducer: update each task record key by key.
+
+    Nodes return only the tasks (and fields) they changed.
+    """
+    merged: dict[str, TaskRecord] = dict(left or {})
+    for task_id, update in (right or {}).items():
+        merged[task_id] = {**merged.get(task_id, {}), **update}
+    return merged
+
+
+def _capped_log(
+    left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    return [*(left or []), *(right or [])][-200:]
+
+
+class OrchestratorInput(TypedDict):
+    """What a caller passes to start a run."""
+
+    objective: str
+    repo: str
+    run_id: NotRequired[str]
+    plan: NotRequired[dict[str, Any] | None]
+
+
+class OrchestratorOutput(TypedDict):
+    """What a run returns: its report (``RunReport`` as a dict)."""
+
+    report: dict[str, Any] | None
+
+
+class OrchestratorState(TypedDict, total=False):
+    """The whole checkpointed state of a run."""
+
+    objective: str
+    repo: str
+    run_id: str
+    plan: dict[str, Any] | None
+    plan_given: bool
+    plan_attempts: int
+    plan_problems: list[str]
+    plan_feedback: str
+    planner_session: str
+    planner_job: PromptJob | None
+    integration_branch: str
+    base_commit: str
+    tasks: Annotated[dict[str, TaskRecord], merge_tasks]
+    waiting: list[dict[str, Any]]
+    """Permission requests or questions that wait for a human."""
+    events: Annotated[list[dict[str, Any]], _capped_log]
+    """Notable events (the last 200), for progress displays and the report."""
+    started_at: float
+    cost: float
+    report: dict[str, Any] | None
+    error: str

@@ -1,0 +1,111 @@
+"""Small helpers shared by the nodes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.plan import Plan
+from langgraph_opencode.tools.checks import CheckResult
+from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.opencode.client import OpenCodeClient
+
+__all__ = [
+    "check_summary",
+    "event",
+    "git_run",
+    "new_job",
+    "plan_of",
+    "resend",
+    "settings_of",
+    "task_update",
+]
+
+CHECK_TAIL_CHARS = 2_000
+
+
+def settings_of(runtime: Runtime[RunSettings]) -> RunSettings:
+    """The run's settings (defaults when none were given)."""
+    context = runtime.context
+    if context is None:
+        return RunSettings()
+    if isinstance(context, dict):  # pragma: no cover - LangGraph converts dicts
+        return RunSettings(**context)
+    return context
+
+
+def plan_of(state: OrchestratorState) -> Plan:
+    """The accepted plan."""
+    return Plan.model_validate(state["plan"])
+
+
+async def git_run(state: OrchestratorState) -> GitRun:
+    """The git side of the run (its branches and worktrees)."""
+    repo = await Repo.open(state["repo"])
+    return repo.run(state["run_id"])
+
+
+def new_job(
+    role: Any,
+    *,
+    session_id: str,
+    directory: str,
+    agent: str,
+    model: str,
+    text: str,
+    schema: dict[str, Any] | None = None,
+) -> PromptJob:
+    """A prompt, recorded with its message id before it is sent."""
+    return PromptJob(
+        role=role,
+        session_id=session_id,
+        directory=directory,
+        message_id=OpenCodeClient.new_message_id(),
+        agent=agent,
+        model=model,
+        text=text,
+        schema=schema,
+        sent=False,
+        outcome=None,
+    )
+
+
+def resend(job: PromptJob) -> PromptJob:
+    """The same prompt again, as a new message (for a retry)."""
+    return PromptJob(
+        **{**job, "message_id": OpenCodeClient.new_message_id(), "sent": False, "outcome": None}
+    )
+
+
+def event(
+    kind: str, message: str, runtime: Runtime[RunSettings] | None = None, **data: Any
+) -> dict[str, Any]:
+    """A notable event for the run's log; also streamed as a custom event."""
+    record = {"time": time.time(), "kind": kind, "message": message, **data}
+    if runtime is not None:
+        runtime.stream_writer({"event": record})
+    return record
+
+
+def check_summary(result: CheckResult) -> dict[str, Any]:
+    """A check's result as kept in the state: its output's tail only."""
+    output = result.output
+    if len(output) > CHECK_TAIL_CHARS:
+        output = "…" + output[-CHECK_TAIL_CHARS:]
+    return {
+        "command": result.command,
+        "exit_code": result.exit_code,
+        "passed": result.passed,
+        "timed_out": result.timed_out,
+        "duration_s": round(result.duration_s, 3),
+        "output": output,
+    }
+
+
+def task_update(task_id: str, **fields: Any) -> dict[str, TaskRecord]:
+    """A ``tasks`` update for one task."""
+    return {task_id: TaskRecord(id=task_id, **fields)}  # type: ignore[typeddict-item]

@@ -1,0 +1,96 @@
+"""Optional human approval of the plan, then the task records are made.
+
+With ``approve_plan`` set, the run pauses on a LangGraph ``interrupt`` showing
+the plan. Resume it with ``Command(resume=...)`` and one of:
+
+* ``"approve"`` or ``{"action": "approve"}``;
+* ``{"action": "edit", "plan": {...}}``: use this plan instead (it is checked;
+  if it is invalid the run pauses again, showing the problems);
+* ``{"action": "reject", "feedback": "..."}``: the planner makes a new plan.
+
+Nothing happens before the interrupt, so the node can re-run safely on resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from langgraph_opencode.errors import ConfigurationError, PlanError
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
+from langgraph_opencode.nodes._common import event, settings_of
+from langgraph_opencode.plan import Plan, parse_plan
+
+__all__ = ["approve_plan"]
+
+
+def _tasks_of(plan: Plan) -> dict[str, TaskRecord]:
+    return {
+        task.id: TaskRecord(
+            id=task.id,
+            status="pending",
+            round=0,
+            tokens=0,
+            cost=0.0,
+            stall_retries=0,
+            checks=[],
+            commits=[],
+            sessions=[],
+        )
+        for task in plan.tasks
+    }
+
+
+def _decision(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = {"action": value}
+    if not isinstance(value, dict) or value.get("action") not in ("approve", "edit", "reject"):
+        raise ConfigurationError(
+            "resume the plan approval with 'approve', {'action': 'edit', 'plan': {...}} or "
+            f"{{'action': 'reject', 'feedback': '...'}}; got {value!r}"
+        )
+    return value
+
+
+async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
+    """Ask a human about the plan when the settings say so; then make the task records."""
+    plan = Plan.model_validate(state["plan"])
+    if settings_of(runtime).approve_plan and not state.get("plan_given"):
+        decision = _decision(
+            interrupt(
+                {
+                    "type": "plan_approval",
+                    "run_id": state["run_id"],
+                    "plan": state["plan"],
+                    "problems": state.get("plan_problems") or [],
+                }
+            )
+        )
+        if decision["action"] == "reject":
+            feedback = str(decision.get("feedback") or "make a better plan")
+            return {
+                "plan": None,
+                "plan_feedback": feedback,
+                "events": [event("plan", f"plan rejected: {feedback}", runtime)],
+            }
+        if decision["action"] == "edit":
+            try:
+                plan = parse_plan(decision.get("plan"), source="the edited plan")
+            except PlanError as exc:
+                return {"plan_problems": exc.problems}
+            return {
+                "plan": plan.model_dump(mode="json"),
+                "plan_problems": [],
+                "tasks": _tasks_of(plan),
+                "events": [
+                    event("plan", f"edited plan of {len(plan.tasks)} tasks approved", runtime)
+                ],
+            }
+    return {
+        "plan_problems": [],
+        "tasks": _tasks_of(plan),
+        "events": [event("plan", f"plan of {len(plan.tasks)} tasks approved", runtime)],
+    }

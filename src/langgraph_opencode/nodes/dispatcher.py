@@ -1,0 +1,157 @@
+"""Start ready tasks, and send the prompts that are recorded but not yet sent.
+
+``dispatch`` gives each ready task (every dependency merged) its worktree on
+its own branch from the integration branch's head, and its own session (a
+child of the planner session), and records the worker prompt, up to the
+parallel limit. It also marks the tasks that can never start because a
+dependency failed. ``send`` is the only node that sends prompts: before
+sending one, it asks the server whether a message with that id already
+arrived, so a resumed run never sends the same prompt twice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import (
+    TERMINAL_STATUSES,
+    OrchestratorState,
+    PromptJob,
+    TaskRecord,
+)
+from langgraph_opencode.nodes._common import event, git_run, new_job, plan_of, settings_of
+from langgraph_opencode.plan import blocked_by_failure, ready_tasks
+from langgraph_opencode.prompts import bullet_list, render
+from langgraph_opencode.tools.opencode.config import WORKER_AGENT
+
+__all__ = ["ACTIVE_STATUSES", "dispatch", "send"]
+
+ACTIVE_STATUSES = frozenset({"working", "checking", "reviewing", "approved"})
+
+
+async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
+    """Start the ready tasks, up to the parallel limit; block those that cannot start."""
+    settings = settings_of(runtime)
+    plan = plan_of(state)
+    tasks = state.get("tasks") or {}
+    status = {task_id: record.get("status", "pending") for task_id, record in tasks.items()}
+    merged = {t for t, s in status.items() if s == "merged"}
+    failed = {t for t, s in status.items() if s in ("failed", "blocked")}
+    updates: dict[str, TaskRecord] = {}
+    events: list[dict[str, Any]] = []
+    for task_id in blocked_by_failure(plan, failed):
+        if status.get(task_id) == "pending":
+            reasons = [d for d in plan.task(task_id).depends_on if d in failed]
+            reason = "blocked: its dependency " + ", ".join(reasons) + " did not finish"
+            updates[task_id] = TaskRecord(
+                id=task_id, status="blocked", reason=reason, finished_at=time.time()
+            )
+            events.append(event("blocked", f"{task_id} {reason}", runtime, task=task_id))
+    active = sum(1 for s in status.values() if s in ACTIVE_STATUSES)
+    slots = settings.max_parallel - active
+    ready = [
+        task
+        for task in ready_tasks(plan, merged)
+        if status.get(task.id, "pending") == "pending" and task.id not in updates
+    ]
+    if slots <= 0 or not ready:
+        return {"tasks": updates, "events": events} if updates else {}
+    services = await services_for(settings)
+    run = await git_run(state)
+    for task in ready[:slots]:
+        worktree = await run.create_task_worktree(task.id)
+        session = await services.client.create_session(
+            worktree.path,
+            title=f"task {task.id}: {task.title}",
+            parent_id=state.get("planner_session"),
+        )
+        others = [
+            f"`{other.id}`: {other.title}"
+            + (f" (files: {', '.join(other.files)})" if other.files else "")
+            for other in plan.tasks
+            if other.id != task.id and status.get(other.id) not in TERMINAL_STATUSES
+        ]
+        text = render(
+            "worker",
+            objective=plan.objective,
+            task_id=task.id,
+            title=task.title,
+            instructions=task.instructions,
+            files=bullet_list(task.files),
+            checks=bullet_list([f"`{c}`" for c in task.checks]),
+            other_tasks=bullet_list(others),
+        )
+        updates[task.id] = TaskRecord(
+            id=task.id,
+            status="working",
+            branch=worktree.branch,
+            worktree=str(worktree.path),
+            worker_session=session.id,
+            sessions=[session.id],
+            started_at=time.time(),
+            job=new_job(
+                "worker",
+                session_id=session.id,
+                directory=str(worktree.path),
+                agent=WORKER_AGENT,
+                model=settings.worker_model,
+                text=text,
+            ),
+        )
+        events.append(
+            event("dispatched", f"{task.id} started in {worktree.branch}", runtime, task=task.id)
+        )
+    return {"tasks": updates, "events": events}
+
+
+def _unsent(state: OrchestratorState) -> list[tuple[str | None, PromptJob]]:
+    jobs: list[tuple[str | None, PromptJob]] = []
+    planner = state.get("planner_job")
+    if planner is not None and not planner["sent"]:
+        jobs.append((None, planner))
+    for task_id, record in (state.get("tasks") or {}).items():
+        job = record.get("job")
+        if job is not None and not job["sent"]:
+            jobs.append((task_id, job))
+    return jobs
+
+
+async def send(
+    state: OrchestratorState, runtime: Runtime[RunSettings], config: RunnableConfig
+) -> dict[str, Any]:
+    """Send every recorded prompt that the server has not received yet."""
+    jobs = _unsent(state)
+    if not jobs:
+        return {}
+    services = await services_for(settings_of(runtime))
+    tasks: dict[str, TaskRecord] = {}
+    update: dict[str, Any] = {}
+    for task_id, job in jobs:
+        recent = await services.client.messages(job["session_id"], job["directory"], limit=20)
+        if not any(m.info.id == job["message_id"] for m in recent):
+            await services.tools.send_prompt.ainvoke(
+                {
+                    "session_id": job["session_id"],
+                    "directory": job["directory"],
+                    "text": job["text"],
+                    "agent": job["agent"],
+                    "model": job["model"] or None,
+                    "message_id": job["message_id"],
+                    "json_schema": job["schema"],
+                },
+                config,
+            )
+        sent = PromptJob(**{**job, "sent": True})
+        if task_id is None:
+            update["planner_job"] = sent
+        else:
+            tasks[task_id] = TaskRecord(id=task_id, job=sent)
+    if tasks:
+        update["tasks"] = tasks
+    return update

@@ -1,0 +1,89 @@
+"""Merge approved work into the integration branch, one task at a time.
+
+A task is ``merged`` only once its merge succeeded. On a conflict the
+integration branch is merged into the task's own branch, leaving the conflict
+markers in its worktree, and the worker is asked to resolve them (a rework
+round); the task branch and its commits are never lost.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from langgraph_opencode.errors import MergeConflict
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
+from langgraph_opencode.nodes._common import event, git_run, new_job, plan_of, settings_of
+from langgraph_opencode.prompts import bullet_list, render
+from langgraph_opencode.tools.opencode.config import WORKER_AGENT
+
+__all__ = ["merge"]
+
+
+async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
+    """Merge every approved task, in plan order, or send it back on a conflict."""
+    tasks = state.get("tasks") or {}
+    plan = plan_of(state)
+    approved = [t for t in plan.tasks if tasks.get(t.id, {}).get("status") == "approved"]
+    if not approved:
+        return {}
+    settings = settings_of(runtime)
+    run = await git_run(state)
+    updates: dict[str, TaskRecord] = {}
+    events: list[dict[str, Any]] = []
+    for task in approved:
+        record = tasks[task.id]
+        try:
+            result = await run.merge(task.id, message=f"Merge task {task.id}: {task.title}")
+        except MergeConflict as exc:
+            paths = list(exc.paths)
+            rounds = int(record.get("round") or 0)
+            if rounds >= settings.max_rework_rounds:
+                reason = f"merge conflict in {', '.join(paths)} after {rounds} rework round(s)"
+                updates[task.id] = TaskRecord(
+                    id=task.id, status="failed", reason=reason, finished_at=time.time()
+                )
+                events.append(event("failed", f"{task.id}: {reason}", runtime, task=task.id))
+                continue
+            refresh = await run.refresh(task.id)
+            events.append(
+                event(
+                    "conflict", f"{task.id}: conflicts in {', '.join(paths)}", runtime, task=task.id
+                )
+            )
+            text = render(
+                "conflict",
+                task_id=task.id,
+                title=task.title,
+                integration_branch=run.integration_branch,
+                paths=bullet_list(list(refresh.conflicts) or paths),
+                checks=bullet_list([f"`{c}`" for c in task.checks]),
+            )
+            updates[task.id] = TaskRecord(
+                id=task.id,
+                status="working",
+                round=rounds + 1,
+                refreshing=not refresh.clean,
+                feedback=f"merge conflict in {', '.join(paths)}",
+                job=new_job(
+                    "worker",
+                    session_id=record["worker_session"],
+                    directory=record["worktree"],
+                    agent=WORKER_AGENT,
+                    model=settings.worker_model,
+                    text=text,
+                ),
+            )
+            continue
+        updates[task.id] = TaskRecord(
+            id=task.id, status="merged", merge_sha=result.sha, finished_at=time.time()
+        )
+        events.append(
+            event(
+                "merged", f"{task.id} merged into {run.integration_branch}", runtime, task=task.id
+            )
+        )
+    return {"tasks": updates, "events": events}

@@ -1,0 +1,315 @@
+"""Follow the running sessions through the server's events until one needs the graph.
+
+The monitor waits, event-driven (no fixed-interval polling), for any
+outstanding prompt to end; it returns as soon as one has an outcome or a
+permission request needs a human. While it waits it
+
+* answers permission requests by the run's policy (allow/deny globs), and
+  hands the others to a human through the ``ask_human`` node;
+* aborts a session that shows no sign of life for ``stall_timeout`` (a
+  running tool counts as life: long test runs are not stalls);
+* counts tokens and cost per task as messages arrive and aborts a task over
+  its token budget, or every session when the run's cost budget is spent;
+* aborts a turn that runs past ``turn_timeout``.
+
+On entry it reads every tracked session back from the server, so an outcome
+that arrived while the orchestrator was not listening (a crash, a restart,
+a reconnect) is not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from langgraph_opencode.errors import NotFoundError
+from langgraph_opencode.graph.services import Services, services_for
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.nodes._common import event, settings_of
+from langgraph_opencode.tools.opencode.models import Event, PromptOutcome
+from langgraph_opencode.tools.opencode.runs import reconcile, wait_for_outcome
+
+__all__ = ["monitor"]
+
+_WATCHDOG = 5.0
+"""With no event for this long, a session's state is read back from the server."""
+
+_BATCH = 0.2
+"""After the first outcome, how long to collect others that end at the same time."""
+
+
+@dataclass
+class _Tracked:
+    key: str | None  # task id, or None for the planner
+    job: PromptJob
+    base_tokens: int
+    base_cost: float
+    started: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    tools_running: set[str] = field(default_factory=set)
+    message_usage: dict[str, tuple[int, float]] = field(default_factory=dict)
+    abort_reason: str = ""
+    outcome: PromptOutcome | None = None
+    asked: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def live_tokens(self) -> int:
+        return self.base_tokens + sum(t for t, _ in self.message_usage.values())
+
+    @property
+    def live_cost(self) -> float:
+        return sum(c for _, c in self.message_usage.values())
+
+    def observe(self, ev: Event) -> None:
+        self.last_activity = time.monotonic()
+        props = ev.properties
+        if ev.type == "message.part.updated":
+            part = props.get("part") or {}
+            if part.get("type") == "tool":
+                status = (part.get("state") or {}).get("status")
+                call = str(part.get("callID") or part.get("id"))
+                if status in ("pending", "running"):
+                    self.tools_running.add(call)
+                else:
+                    self.tools_running.discard(call)
+        elif ev.type == "message.updated":
+            info = props.get("info") or {}
+            if info.get("role") == "assistant" and info.get("parentID") == self.job["message_id"]:
+                tokens = info.get("tokens") or {}
+                cache = tokens.get("cache") or {}
+                total = sum(int(tokens.get(k) or 0) for k in ("input", "output", "reasoning"))
+                total += int(cache.get("read") or 0) + int(cache.get("write") or 0)
+                self.message_usage[str(info.get("id"))] = (total, float(info.get("cost") or 0.0))
+
+
+def _outstanding(state: OrchestratorState) -> list[_Tracked]:
+    tracked: list[_Tracked] = []
+    planner = state.get("planner_job")
+    if planner is not None and planner["sent"] and planner["outcome"] is None:
+        tracked.append(_Tracked(key=None, job=planner, base_tokens=0, base_cost=0.0))
+    for task_id, record in (state.get("tasks") or {}).items():
+        job = record.get("job")
+        if job is not None and job["sent"] and job["outcome"] is None:
+            tracked.append(
+                _Tracked(
+                    key=task_id,
+                    job=job,
+                    base_tokens=int(record.get("tokens") or 0),
+                    base_cost=float(record.get("cost") or 0.0),
+                )
+            )
+    return tracked
+
+
+class _Monitor:
+    def __init__(
+        self,
+        state: OrchestratorState,
+        settings: RunSettings,
+        services: Services,
+        runtime: Runtime[RunSettings],
+        config: RunnableConfig,
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.services = services
+        self.runtime = runtime
+        self.config = config
+        self.tracked = _outstanding(state)
+        self.events: list[dict[str, Any]] = []
+        self.done = asyncio.Event()
+        self.run_cost_spent = float(state.get("cost") or 0.0)
+
+    async def abort(self, item: _Tracked, reason: str) -> None:
+        if item.abort_reason:
+            return
+        item.abort_reason = reason
+        self.events.append(
+            event("aborted", f"{item.key or 'planner'}: {reason}", self.runtime, task=item.key)
+        )
+        await self.services.tools.abort_session.ainvoke(
+            {"session_id": item.job["session_id"], "directory": item.job["directory"]}, self.config
+        )
+
+    async def answer_permissions(self, item: _Tracked) -> bool:
+        """Answer pending requests by policy; return whether a human must answer some."""
+        client, job = self.services.client, item.job
+        for request in await client.permissions(job["directory"]):
+            if request.session_id != job["session_id"]:
+                continue
+            decision = self.settings.decide_permission(request.permission, request.patterns)
+            what = f"{request.permission} {' '.join(request.patterns)}".strip()
+            if decision == "ask":
+                item.asked.append(
+                    {
+                        "kind": "permission",
+                        "id": request.id,
+                        "task": item.key,
+                        "session_id": request.session_id,
+                        "directory": job["directory"],
+                        "permission": request.permission,
+                        "patterns": request.patterns,
+                        "metadata": request.metadata,
+                    }
+                )
+                continue
+            reply = "once" if decision == "allow" else "reject"
+            message = None if decision == "allow" else "Denied by the run's permission policy."
+            with contextlib.suppress(NotFoundError):  # answered already (e.g. before a crash)
+                await self.services.tools.reply_permission.ainvoke(
+                    {
+                        "request_id": request.id,
+                        "directory": job["directory"],
+                        "reply": reply,
+                        "message": message,
+                    },
+                    self.config,
+                )
+            self.events.append(
+                event(
+                    "permission",
+                    f"{item.key or 'planner'}: {what}: {decision} by policy",
+                    self.runtime,
+                    task=item.key,
+                )
+            )
+        for question in await client.questions(job["directory"]):
+            if question.session_id == job["session_id"]:
+                # Nobody is there to answer: decline, and the run goes on.
+                with contextlib.suppress(NotFoundError):
+                    await client.reject_question(question.id, job["directory"])
+        return bool(item.asked)
+
+    async def follow(self, item: _Tracked) -> None:
+        client, job = self.services.client, item.job
+        with self.services.hub.subscribe(session_ids={job["session_id"]}) as sub:
+            state = await reconcile(client, job["session_id"], job["directory"], job["message_id"])
+            if (
+                state.outcome is not None
+                and state.status == "idle"
+                and state.outcome.kind != "incomplete"
+            ):
+                item.outcome = state.outcome
+                self.done.set()
+                return
+            while True:
+                remaining = self.settings.turn_timeout - (time.monotonic() - item.started)
+                try:
+                    outcome = await wait_for_outcome(
+                        client,
+                        sub,
+                        job["session_id"],
+                        job["directory"],
+                        job["message_id"],
+                        timeout=max(remaining, 1.0),
+                        watchdog=_WATCHDOG,
+                        on_event=item.observe,
+                    )
+                except TimeoutError:
+                    await self.abort(
+                        item, f"the turn ran past turn_timeout ({self.settings.turn_timeout:g} s)"
+                    )
+                    continue
+                if outcome.kind == "needs_input":
+                    if await self.answer_permissions(item):
+                        self.done.set()
+                        return
+                    continue
+                item.outcome = outcome
+                self.done.set()
+                return
+
+    async def watch(self) -> None:
+        """Abort stalled sessions and sessions over budget."""
+        tick = min(2.0, self.settings.stall_timeout / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for item in self.tracked:
+                if item.outcome is not None or item.abort_reason:
+                    continue
+                budget = self.settings.task_token_budget
+                if item.key is not None and budget and item.live_tokens > budget:
+                    await self.abort(item, f"token budget exceeded ({item.live_tokens} > {budget})")
+                elif (
+                    not item.tools_running
+                    and now - item.last_activity > self.settings.stall_timeout
+                ):
+                    await self.abort(
+                        item, f"stalled: no activity for {self.settings.stall_timeout:g} s"
+                    )
+            spent = self.run_cost_spent + sum(i.live_cost for i in self.tracked)
+            limit = self.settings.run_cost_budget
+            if limit and spent > limit:
+                for item in self.tracked:
+                    if item.outcome is None:
+                        await self.abort(
+                            item, f"run cost budget exceeded (${spent:.2f} > ${limit:.2f})"
+                        )
+
+    async def run(self) -> None:
+        followers = [asyncio.create_task(self.follow(item)) for item in self.tracked]
+        watcher = asyncio.create_task(self.watch())
+        try:
+            await self.done.wait()
+            await asyncio.sleep(_BATCH)
+            for task in followers:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in [*followers, watcher]:
+                task.cancel()
+            await asyncio.gather(*followers, watcher, return_exceptions=True)
+
+    def update(self) -> dict[str, Any]:
+        tasks: dict[str, TaskRecord] = {}
+        update: dict[str, Any] = {}
+        waiting: list[dict[str, Any]] = []
+        cost = float(self.state.get("cost") or 0.0)
+        for item in self.tracked:
+            waiting += item.asked
+            if item.outcome is None:
+                continue
+            outcome = item.outcome.model_dump(mode="json")
+            if item.abort_reason:
+                outcome["abort_reason"] = item.abort_reason
+            job = PromptJob(**{**item.job, "outcome": outcome})
+            cost += item.outcome.cost
+            if item.key is None:
+                update["planner_job"] = job
+                continue
+            tasks[item.key] = TaskRecord(
+                id=item.key,
+                job=job,
+                tokens=item.base_tokens + item.outcome.tokens.total,
+                cost=round(item.base_cost + item.outcome.cost, 6),
+            )
+        if waiting:
+            self.events.append(
+                event(
+                    "waiting",
+                    f"{len(waiting)} permission request(s) wait for a person",
+                    self.runtime,
+                )
+            )
+        update.update(tasks=tasks, waiting=waiting, cost=round(cost, 6), events=self.events)
+        return update
+
+
+async def monitor(
+    state: OrchestratorState, runtime: Runtime[RunSettings], config: RunnableConfig
+) -> dict[str, Any]:
+    """Wait until an outstanding prompt ends or needs a person; record what happened."""
+    settings = settings_of(runtime)
+    watcher = _Monitor(state, settings, await services_for(settings), runtime, config)
+    if not watcher.tracked:
+        return {}
+    await watcher.run()
+    return watcher.update()

@@ -1,0 +1,184 @@
+"""Start a run, and plan it: the read-only planner session returns the plan.
+
+``start`` checks the input and sets up the run's integration branch. ``plan``
+is entered again after each planner answer: it accepts a valid plan, or
+records a retry prompt with the plan's problems (a bounded number of times).
+A ready plan from the caller skips the model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from langgraph_opencode.errors import ConfigurationError, PlanError
+from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import OrchestratorState
+from langgraph_opencode.nodes._common import event, new_job, settings_of
+from langgraph_opencode.plan import parse_plan, plan_schema
+from langgraph_opencode.prompts import bullet_list, code_block, render
+from langgraph_opencode.tools.git import Repo
+from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
+
+__all__ = ["MAX_OBJECTIVE_CHARS", "plan", "start"]
+
+MAX_OBJECTIVE_CHARS = 100_000
+"""Objectives longer than this are refused: they would not fit a prompt."""
+
+_LISTED_FILES = 300
+
+
+async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
+    """Check the input, name the run and make its integration branch."""
+    objective = (state.get("objective") or "").strip()
+    if not objective:
+        raise ConfigurationError("the objective is empty: say what the run should achieve")
+    if len(objective) > MAX_OBJECTIVE_CHARS:
+        raise ConfigurationError(
+            f"the objective is {len(objective):,} characters long; the limit is "
+            f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
+            "refer to it."
+        )
+    settings_of(runtime).validate()
+    repo = await Repo.open(state.get("repo") or "")
+    run_id = state.get("run_id") or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    run = repo.run(run_id)
+    base = await run.ensure_integration_branch()
+    update: dict[str, Any] = {
+        "objective": objective,
+        "repo": str(repo.root),
+        "run_id": run_id,
+        "integration_branch": run.integration_branch,
+        "base_commit": base,
+        "started_at": state.get("started_at") or time.time(),
+        "plan_attempts": 0,
+    }
+    status = await repo.status()
+    notes = []
+    if status.dirty:
+        notes.append(
+            event(
+                "warning",
+                f"the working tree has uncommitted changes in {len(status.files)} file(s); the run "
+                f"works from the last commit ({status.head[:12]}) and leaves them alone",
+                runtime,
+            )
+        )
+    given = state.get("plan")
+    if given:
+        try:
+            accepted = parse_plan(given, source="the given plan")
+        except PlanError as exc:
+            raise ConfigurationError(str(exc)) from None
+        update["plan"] = accepted.model_dump(mode="json")
+        update["plan_given"] = True
+        notes.append(event("plan", f"using the given plan of {len(accepted.tasks)} tasks", runtime))
+    else:
+        update["plan"] = None
+        update["plan_given"] = False
+    update["events"] = notes
+    return update
+
+
+async def _repo_summary(root: str) -> str:
+    repo = await Repo.open(root)
+    files = (await repo.git("ls-files")).stdout.splitlines()
+    listed = files[:_LISTED_FILES]
+    more = f"\n… and {len(files) - len(listed)} more files" if len(files) > len(listed) else ""
+    return (
+        ("Files tracked at HEAD:\n" + bullet_list(listed) + more)
+        if files
+        else "(an empty repository)"
+    )
+
+
+async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
+    """Accept the planner's answer, or record the next planner prompt."""
+    settings = settings_of(runtime)
+    job = state.get("planner_job")
+    feedback = state.get("plan_feedback") or ""
+    attempts = state.get("plan_attempts") or 0
+    if state.get("plan"):
+        return {}
+    if job is None:
+        services = await services_for(settings)
+        session = await services.client.create_session(
+            state["repo"], title=f"plan: {state['objective'][:60]}"
+        )
+        text = render(
+            "planner",
+            objective=state["objective"],
+            repo_summary=await _repo_summary(state["repo"]),
+        )
+        return {
+            "planner_session": session.id,
+            "planner_job": new_job(
+                "planner",
+                session_id=session.id,
+                directory=state["repo"],
+                agent=PLANNER_AGENT,
+                model=settings.planner_model,
+                text=text,
+                schema=plan_schema(),
+            ),
+            "plan_attempts": 1,
+            "events": [event("plan", "asking the planner for a plan", runtime)],
+        }
+    if job["outcome"] is None and not feedback:
+        return {}  # the prompt is still out: send and monitor take it from here
+    outcome = job["outcome"] or {}
+    previous = outcome.get("structured")
+    problems: list[str]
+    if feedback:
+        problems = [f"A person reviewing the plan asked for changes: {feedback}"]
+    elif outcome.get("kind") == "ok" and previous is not None:
+        try:
+            accepted = parse_plan(previous, source="the planner's answer")
+        except PlanError as exc:
+            problems = exc.problems
+        else:
+            return {
+                "plan": accepted.model_dump(mode="json"),
+                "plan_problems": [],
+                "events": [
+                    event("plan", f"the planner proposed {len(accepted.tasks)} tasks", runtime)
+                ],
+            }
+    elif outcome.get("kind") == "structured_output_missing":
+        problems = ["You did not call the StructuredOutput tool: answer with it, nothing else."]
+    else:
+        problems = [
+            f"The planner's run failed: {outcome.get('kind')}: {outcome.get('error_message')}"
+        ]
+    if attempts >= settings.max_plan_attempts and not feedback:
+        reason = f"no valid plan after {attempts} attempts: " + "; ".join(problems)
+        return {
+            "error": reason,
+            "plan_problems": problems,
+            "events": [event("failed", reason, runtime)],
+        }
+    text = render(
+        "planner_retry",
+        problems=bullet_list(problems),
+        previous_plan=code_block(json.dumps(previous, indent=2), "json"),
+    )
+    return {
+        "planner_job": new_job(
+            "planner",
+            session_id=job["session_id"],
+            directory=job["directory"],
+            agent=PLANNER_AGENT,
+            model=settings.planner_model,
+            text=text,
+            schema=plan_schema(),
+        ),
+        "plan_attempts": 1 if feedback else attempts + 1,
+        "plan_feedback": "",
+        "plan_problems": problems,
+        "events": [event("plan", "asking the planner again: " + "; ".join(problems), runtime)],
+    }

@@ -1,0 +1,277 @@
+"""Judge finished work: commit it, run its checks, ask the reviewer, decide.
+
+For each task whose prompt has ended:
+
+* a worker's run that ended well is committed by the orchestrator itself, its
+  acceptance checks are run here (never taking the agent's word for it), and
+  a read-only reviewer session is asked for a structured verdict on the diff
+  and the check results;
+* a worker's run that died (stalled, timed out, the server restarted) is
+  prompted to carry on, a bounded number of times;
+* a verdict that approves, with every check passing, makes the task
+  ``approved`` (merging is the next node's job); anything else sends the
+  feedback back to the same worker session as rework, up to
+  ``max_rework_rounds``, after which the task fails with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import ValidationError
+
+from langgraph_opencode.errors import MergeConflict
+from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
+from langgraph_opencode.nodes._common import (
+    check_summary,
+    event,
+    git_run,
+    new_job,
+    plan_of,
+    resend,
+    settings_of,
+)
+from langgraph_opencode.plan import Plan, Task
+from langgraph_opencode.prompts import bullet_list, code_block, render
+from langgraph_opencode.review import Verdict, verdict_schema
+from langgraph_opencode.tools.checks import run_check
+from langgraph_opencode.tools.git import GitRun
+from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT, WORKER_AGENT
+
+__all__ = ["review"]
+
+_MAX_REVIEW_RETRIES = 2
+_RESTARTABLE = ("incomplete", "api_error")
+
+
+def _failed(task_id: str, reason: str) -> TaskRecord:
+    return TaskRecord(id=task_id, status="failed", reason=reason, job=None, finished_at=time.time())
+
+
+def _check_report(checks: list[dict[str, Any]], *, failing_only: bool) -> str:
+    shown = [c for c in checks if not (failing_only and c["passed"])]
+    if not shown:
+        return "(all checks passed)" if checks else "(no acceptance checks)"
+    parts = []
+    for check in shown:
+        status = "timed out" if check["timed_out"] else f"exit {check['exit_code']}"
+        parts.append(
+            f"`{check['command']}` ({status})\n\n" + code_block(check["output"] or "(no output)")
+        )
+    return "\n\n".join(parts)
+
+
+class _Reviewer:
+    def __init__(
+        self,
+        state: OrchestratorState,
+        settings: RunSettings,
+        runtime: Runtime[RunSettings],
+        run: GitRun,
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.runtime = runtime
+        self.run = run
+        self.plan: Plan = plan_of(state)
+        self.events: list[dict[str, Any]] = []
+
+    def note(self, kind: str, message: str, task_id: str) -> None:
+        self.events.append(event(kind, f"{task_id}: {message}", self.runtime, task=task_id))
+
+    def worker_job(self, record: TaskRecord, text: str) -> Any:
+        return new_job(
+            "worker",
+            session_id=record["worker_session"],
+            directory=record["worktree"],
+            agent=WORKER_AGENT,
+            model=self.settings.worker_model,
+            text=text,
+        )
+
+    async def process(self, task_id: str, record: TaskRecord) -> TaskRecord:
+        job = record["job"]
+        assert job is not None
+        assert job["outcome"] is not None
+        if job["role"] == "worker":
+            return await self.after_work(self.plan.task(task_id), record, job["outcome"])
+        return await self.after_review(self.plan.task(task_id), record, job["outcome"])
+
+    async def after_work(
+        self, task: Task, record: TaskRecord, outcome: dict[str, Any]
+    ) -> TaskRecord:
+        reason = outcome.get("abort_reason") or ""
+        if "budget" in reason:
+            self.note("failed", reason, task.id)
+            return _failed(task.id, reason)
+        if outcome["kind"] != "ok":
+            why = reason or f"{outcome['kind']}: {outcome.get('error_message') or 'no details'}"
+            restartable = (
+                reason.startswith(("stalled", "the turn ran past"))
+                or outcome["kind"] in _RESTARTABLE
+            )
+            retries = int(record.get("stall_retries") or 0)
+            if restartable and retries < self.settings.max_stall_retries:
+                self.note("resumed", f"prompting again after: {why}", task.id)
+                text = render("resume", task_id=task.id, title=task.title, reason=why)
+                return TaskRecord(
+                    id=task.id,
+                    status="working",
+                    stall_retries=retries + 1,
+                    job=self.worker_job(record, text),
+                )
+            self.note("failed", why, task.id)
+            return _failed(task.id, f"the worker's run failed: {why}")
+        commits = list(record.get("commits") or [])
+        if record.get("refreshing"):
+            try:
+                refreshed = await self.run.finish_refresh(task.id)
+            except MergeConflict as exc:
+                paths = ", ".join(exc.paths)
+                return self.rework(
+                    task, record, f"Conflict markers are still in {paths}: resolve them.", []
+                )
+            commits.append(refreshed.head)
+        rounds = record.get("round", 0)
+        message = f"{task.id}: {task.title}\n\nRound {rounds} of run {self.state['run_id']}."
+        committed = await self.run.commit_all(task.id, message)
+        if committed is not None:
+            commits.append(committed.sha)
+        checks = []
+        for command in task.checks:
+            result = await run_check(
+                command, Path(record["worktree"]), timeout=self.settings.check_timeout
+            )
+            checks.append(check_summary(result))
+        passed = sum(c["passed"] for c in checks)
+        self.note("checked", f"{passed}/{len(checks)} checks pass", task.id)
+        update = TaskRecord(id=task.id, commits=commits, checks=checks, refreshing=False)
+        if not self.settings.review:
+            if passed == len(checks):
+                return TaskRecord(**update, status="approved", job=None)
+            return self.rework(task, {**record, **update}, "Acceptance checks failed.", [])
+        services = await services_for(self.settings)
+        session = await services.client.create_session(
+            record["worktree"],
+            title=f"review {task.id} round {record.get('round', 0)}",
+            parent_id=self.state.get("planner_session"),
+        )
+        diff = await self.run.diff(task.id, max_chars=self.settings.diff_chars)
+        text = render(
+            "reviewer",
+            objective=self.plan.objective,
+            task_id=task.id,
+            title=task.title,
+            instructions=task.instructions,
+            files=bullet_list(task.files),
+            check_results=_check_report(checks, failing_only=False),
+            diff=code_block(diff.text + ("\n… (diff truncated)" if diff.truncated else ""), "diff")
+            if diff.text
+            else "(no changes)",
+        )
+        return TaskRecord(
+            **update,
+            status="reviewing",
+            reviewer_session=session.id,
+            sessions=[*record.get("sessions", []), session.id],
+            review_retries=0,
+            job=new_job(
+                "reviewer",
+                session_id=session.id,
+                directory=record["worktree"],
+                agent=REVIEWER_AGENT,
+                model=self.settings.reviewer_model,
+                text=text,
+                schema=verdict_schema(),
+            ),
+        )
+
+    async def after_review(
+        self, task: Task, record: TaskRecord, outcome: dict[str, Any]
+    ) -> TaskRecord:
+        checks = record.get("checks") or []
+        verdict: Verdict | None = None
+        if outcome["kind"] == "ok":
+            try:
+                verdict = Verdict.model_validate(outcome.get("structured"))
+            except ValidationError:
+                verdict = None
+        if verdict is None:
+            retries = int(record.get("review_retries") or 0)
+            why = (
+                outcome.get("abort_reason") or f"{outcome['kind']}: {outcome.get('error_message')}"
+            )
+            if retries < _MAX_REVIEW_RETRIES and "budget" not in why:
+                job = record["job"]
+                assert job is not None
+                self.note("review", f"asking the reviewer again after: {why}", task.id)
+                return TaskRecord(
+                    id=task.id,
+                    review_retries=retries + 1,
+                    job=resend(job),
+                )
+            self.note("failed", f"no verdict from the reviewer: {why}", task.id)
+            return _failed(task.id, f"the reviewer gave no verdict: {why}")
+        checks_pass = all(c["passed"] for c in checks)
+        if verdict.approved and checks_pass:
+            self.note("approved", verdict.feedback or "approved", task.id)
+            return TaskRecord(id=task.id, status="approved", verdict=verdict.model_dump(), job=None)
+        feedback = verdict.feedback or (
+            "The acceptance checks must pass." if not checks_pass else ""
+        )
+        return self.rework(
+            task, {**record, "verdict": verdict.model_dump()}, feedback, verdict.findings
+        )
+
+    def rework(
+        self, task: Task, record: TaskRecord, feedback: str, findings: list[str]
+    ) -> TaskRecord:
+        rounds = int(record.get("round") or 0)
+        checks = record.get("checks") or []
+        if rounds >= self.settings.max_rework_rounds:
+            failing = [c["command"] for c in checks if not c["passed"]]
+            reason = f"not accepted after {rounds} rework round(s): {feedback}" + (
+                f" (failing checks: {', '.join(failing)})" if failing else ""
+            )
+            self.note("failed", reason, task.id)
+            return TaskRecord(
+                **_failed(task.id, reason), verdict=record.get("verdict"), checks=checks
+            )
+        text = render(
+            "rework",
+            task_id=task.id,
+            title=task.title,
+            feedback=feedback or "(none)",
+            findings=bullet_list(findings),
+            check_output=_check_report(checks, failing_only=True),
+        )
+        self.note("rework", f"round {rounds + 1}: {feedback}", task.id)
+        return TaskRecord(
+            id=task.id,
+            status="working",
+            round=rounds + 1,
+            feedback=feedback,
+            verdict=record.get("verdict"),
+            checks=checks,
+            job=self.worker_job(record, text),
+        )
+
+
+async def review(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
+    """Process every task whose outstanding prompt has ended."""
+    finished = {
+        task_id: record
+        for task_id, record in (state.get("tasks") or {}).items()
+        if record.get("job") is not None and record["job"]["outcome"] is not None  # type: ignore[index]
+    }
+    if not finished:
+        return {}
+    reviewer = _Reviewer(state, settings_of(runtime), runtime, await git_run(state))
+    results = await asyncio.gather(*(reviewer.process(t, r) for t, r in finished.items()))
+    return {"tasks": {record["id"]: record for record in results}, "events": reviewer.events}

@@ -1,0 +1,110 @@
+"""The report a run ends with: what happened to each task, and where the work is."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["RunReport", "TaskReport"]
+
+RunStatus = Literal["completed", "partial", "failed", "interrupted"]
+
+
+class TaskReport(BaseModel):
+    """One task's fate."""
+
+    id: str
+    title: str
+    status: str
+    rounds: int = 0
+    reason: str = ""
+    branch: str = ""
+    worktree: str = ""
+    sessions: list[str] = Field(default_factory=list)
+    commits: list[str] = Field(default_factory=list)
+    merge_sha: str = ""
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    verdict: dict[str, Any] | None = None
+    tokens: int = 0
+    cost: float = 0.0
+    duration_s: float = 0.0
+
+
+class RunReport(BaseModel):
+    """What a run did. JSON-serialisable (``model_dump_json()``).
+
+    Attributes:
+        status: ``completed`` (every task merged), ``partial`` (some failed or
+            were blocked), ``failed`` (no plan, or nothing merged), or
+            ``interrupted`` (paused for a person: see ``interrupt``).
+        integration_branch: The branch holding the merged work.
+        take_it: The command that brings the work into the user's branch.
+        left_behind: Branches and worktrees of unmerged tasks, kept on purpose.
+    """
+
+    run_id: str
+    objective: str
+    repo: str
+    status: RunStatus
+    integration_branch: str = ""
+    base_commit: str = ""
+    head_commit: str = ""
+    tasks: list[TaskReport] = Field(default_factory=list)
+    tokens: int = 0
+    cost: float = 0.0
+    duration_s: float = 0.0
+    error: str = ""
+    take_it: str = ""
+    left_behind: list[str] = Field(default_factory=list)
+    interrupt: dict[str, Any] | None = None
+    """With status ``interrupted``: what the run waits for (plan approval, permissions)."""
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks ended in each status."""
+        counts: dict[str, int] = {}
+        for task in self.tasks:
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+    def to_markdown(self) -> str:
+        """A short human summary."""
+        lines = [
+            f"# Run `{self.run_id}`: {self.status}",
+            "",
+            f"> {self.objective[:500]}",
+            "",
+        ]
+        if self.error:
+            lines += [f"**Error:** {self.error}", ""]
+        if self.tasks:
+            lines += [
+                "| task | status | rounds | checks | tokens | cost | time |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for t in self.tasks:
+                passed = sum(1 for c in t.checks if c.get("passed"))
+                lines.append(
+                    f"| `{t.id}` {t.title} | {t.status} | {t.rounds} | {passed}/{len(t.checks)} "
+                    f"| {t.tokens} | ${t.cost:.4f} | {t.duration_s:.1f}s |"
+                )
+            lines.append("")
+            for t in self.tasks:
+                if t.reason:
+                    lines.append(f"- `{t.id}`: {t.reason}")
+            lines.append("")
+        lines.append(f"Total: {self.tokens} tokens, ${self.cost:.4f}, {self.duration_s:.1f}s.")
+        if self.integration_branch:
+            lines += [
+                "",
+                f"The merged work is on `{self.integration_branch}`. Take it with:",
+                "",
+                f"    {self.take_it}",
+            ]
+        if self.left_behind:
+            lines += [
+                "",
+                "Kept for inspection (not merged):",
+                *[f"- {item}" for item in self.left_behind],
+            ]
+        return "\n".join(lines) + "\n"
