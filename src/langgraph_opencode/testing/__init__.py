@@ -26,6 +26,7 @@ Example:
     ```
 """
 
+from ._orchestration import planner_returns, reviewer_says, task_prompt, worker_writes
 from ._replies import (
     DropConnection,
     ErrorResponse,
@@ -70,4 +71,8 @@ __all__ = [
     "Usage",
     "git",
     "make_repo",
+    "planner_returns",
+    "reviewer_says",
+    "task_prompt",
+    "worker_writes",
 ]

@@ -1,0 +1,90 @@
+"""Script pieces for the orchestrator's agents: planner, workers, reviewer.
+
+Each agent is told apart by its prompt: the planner and reviewer agents'
+system prompts start with their headers, and every worker prompt starts with
+``# Task `<id>` `` (rework: ``# Task `<id>` needs more work``, conflicts:
+``# Task `<id>` has merge conflicts`` and so on, from ``prompts/*.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from langgraph_opencode.testing._replies import StructuredOutput, Text, ToolCall
+from langgraph_opencode.testing._script import Conversation, Step, TextMatcher
+from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVIEWER_PROMPT_HEADER
+
+__all__ = ["planner_returns", "reviewer_says", "task_prompt", "worker_writes"]
+
+
+def task_prompt(task_id: str) -> str:
+    """The text every prompt about ``task_id`` starts with (after ``# ``)."""
+    return f"Task `{task_id}`"
+
+
+def planner_returns(plan: Mapping[str, Any], *, user: TextMatcher | None = None) -> Step:
+    """The planner answers with ``plan`` (structured output)."""
+    return Step(
+        StructuredOutput(dict(plan)),
+        system=PLANNER_PROMPT_HEADER,
+        user=user,
+        tool="StructuredOutput",
+        name=f"planner: {len(plan.get('tasks', []))} tasks",
+    )
+
+
+def worker_writes(
+    task_id: str,
+    files: Mapping[str, str],
+    *,
+    user: TextMatcher | None = None,
+    answer: str | None = None,
+) -> Conversation:
+    """A worker session writes ``files`` (path -> content), then says it is done.
+
+    Args:
+        task_id: The task; the conversation starts on a prompt about it.
+        files: What to write.
+        user: What the prompt must contain, if not just the task's header
+            (e.g. ``"needs more work"`` for a rework round).
+        answer: The final text.
+    """
+    calls: list[Step] = []
+    for index, (path, content) in enumerate(files.items()):
+        calls.append(
+            Step(ToolCall.write(path, content), after_tool=None if index == 0 else "write")
+        )
+    done = Step(Text(answer or f"Task {task_id} done."), after_tool="write")
+    first, *rest = calls
+    return Conversation(
+        first.reply,
+        *rest,
+        done,
+        user=user if user is not None else task_prompt(task_id),
+        name=f"worker {task_id}: write {', '.join(files)}",
+    )
+
+
+def reviewer_says(
+    approved: bool = True,
+    *,
+    task_id: str | None = None,
+    feedback: str = "",
+    findings: Iterable[str] = (),
+    repeat: bool = False,
+) -> Step:
+    """The reviewer's verdict (for one task, or any)."""
+    verdict = {
+        "approved": approved,
+        "findings": list(findings),
+        "feedback": feedback or ("Looks good." if approved else "Please fix it."),
+    }
+    return Step(
+        StructuredOutput(verdict),
+        system=REVIEWER_PROMPT_HEADER,
+        user=f"Review task `{task_id}`" if task_id else None,
+        tool="StructuredOutput",
+        repeat=repeat,
+        name=f"reviewer{' ' + task_id if task_id else ''}: {'approve' if approved else 'reject'}",
+    )
