@@ -10,29 +10,32 @@ from pathlib import Path
 
 import pytest
 
+from langgraph_opencode.testing import git
+
 pytestmark = pytest.mark.opencode
 
 
-def test_demo_runs_offline_and_leaves_the_work_in_a_sample_repo() -> None:
+def test_demo_plans_reworks_and_merges_offline() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "langgraph_opencode.cli", "demo"],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "opencode serve healthy" in out
-    assert re.search(r"greet: ok in [\d.]+s", out)
-    assert re.search(r"farewell: ok in [\d.]+s", out)
-    assert "'approved': True" in out
-    match = re.search(r"Sample repository: (\S+)", out)
-    assert match is not None
-    repo = Path(match.group(1))
+    assert result.returncode == 0, out + result.stderr
+    assert "the planner proposed 3 tasks" in out
+    assert re.search(r"rework\s+greet: round 1: greet\(\) must return", out)
+    assert "run completed: 3/3 tasks merged" in out
+    repo = Path(re.search(r"Sample repository: (\S+)", out).group(1))  # type: ignore[union-attr]
+    branch = re.search(r"git merge (\S+)", out).group(1)  # type: ignore[union-attr]
     try:
-        assert 'return f"Hello, {name}!"' in (repo / "greet.py").read_text()
-        assert 'return f"Goodbye, {name}!"' in (repo / "farewell.py").read_text()
+        assert 'return f"Hello, {name}!"' in git(repo, "show", f"{branch}:greet.py")
+        assert "farewell(name)" in git(repo, "show", f"{branch}:cli.py")
+        # The user's own branch and working tree are as they were.
+        assert git(repo, "ls-files").split() == ["README.md"]
+        assert git(repo, "status", "--porcelain") == ""
     finally:
         shutil.rmtree(repo.parent)
 

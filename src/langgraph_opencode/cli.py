@@ -34,11 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "demo",
-        help="offline demo: a real `opencode serve` driven by the scripted model, no key needed",
+        help="offline demo: a real orchestration with a scripted model, no provider key needed",
         description=(
-            "Make a sample repository in a temporary directory, start a real embedded "
-            "`opencode serve` backed by the scripted model, run two worker sessions in "
-            "parallel and a read-only reviewer, and show their progress."
+            "Make a sample repository in a temporary directory and run a real orchestration "
+            "on it, with an embedded `opencode serve` backed by the scripted model: planning, "
+            "parallel workers in their own worktrees, a rework round, review and merging."
         ),
     )
     return parser
@@ -52,12 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from langgraph_opencode.demo import run_demo
 
-            result = asyncio.run(run_demo(console))
-            failed = [name for name, outcome in result.outcomes.items() if not outcome.ok]
-            if failed:
-                console.print(f"[red]Sessions that did not finish well:[/red] {', '.join(failed)}")
+            report = asyncio.run(run_demo(console))
+            if report.status != "completed":
+                console.print(f"[red]The demo run ended {report.status}.[/red]")
                 return EXIT_FAILED
-            console.print("[green]Demo finished.[/green] Inspect the sample repository above.")
+            console.print(
+                "[green]Demo finished.[/green] The work is on the run's integration branch "
+                "in the sample repository above."
+            )
             return EXIT_OK
     except ConfigurationError as exc:
         console.print("[red]error:[/red]", escape(str(exc)))

@@ -53,7 +53,16 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 id=task_id, status="blocked", reason=reason, finished_at=time.time()
             )
             events.append(event("blocked", f"{task_id} {reason}", runtime, task=task_id))
-    active = sum(1 for s in status.values() if s in ACTIVE_STATUSES)
+    for task_id, record in tasks.items():
+        # A task under way always has a prompt out, except an approved one
+        # waiting for its merge; anything else would wait forever.
+        if status[task_id] in ("working", "reviewing") and record.get("job") is None:
+            reason = "lost track of its prompt (an internal error); its work is kept on its branch"
+            updates[task_id] = TaskRecord(
+                id=task_id, status="failed", reason=reason, finished_at=time.time()
+            )
+            events.append(event("failed", f"{task_id}: {reason}", runtime, task=task_id))
+    active = sum(1 for t, s in status.items() if s in ACTIVE_STATUSES and t not in updates)
     slots = settings.max_parallel - active
     ready = [
         task
