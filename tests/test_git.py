@@ -317,6 +317,43 @@ async def test_parallel_tasks_writing_different_files_both_merge(git_repo: Path)
     assert await run.is_merged("t2")
 
 
+async def test_a_conflict_resolved_by_editing_alone_can_be_finished(git_repo: Path) -> None:
+    # Agents resolve conflicts by editing files; they do not run `git add`.
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"README.md": "# from a\n"})
+    await _task(run, "b", {"README.md": "# from b\n"})
+    await run.merge("a")
+    refresh = await run.refresh("b")
+    assert refresh.conflicts == ("README.md",)
+    wt = await run.task_path("b")
+    (wt / "README.md").write_text("# from a and b\n")
+
+    finished = await run.finish_refresh("b")
+
+    assert git(git_repo, "show", f"{finished.head}:README.md") == "# from a and b\n"
+    merged = await run.merge("b")
+    assert git(git_repo, "show", f"{merged.sha}:README.md") == "# from a and b\n"
+
+
+async def test_a_merge_killed_half_way_is_redone_on_the_next_merge(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    await _task(run, "b", {"b.txt": "b\n"})
+    await run.merge("a")
+    # What a git merge killed with the orchestrator leaves: a lock file and
+    # half-written files in the run's own integration worktree.
+    gitdir = Path(git(run.integration_path, "rev-parse", "--absolute-git-dir").strip())
+    (gitdir / "index.lock").write_text("")
+    (run.integration_path / "b.txt").write_text("half\n")
+    (run.integration_path / "a.txt").write_text("garbled\n")
+
+    merged = await run.merge("b")
+
+    assert git(git_repo, "show", f"{merged.sha}:b.txt") == "b\n"
+    assert git(git_repo, "show", f"{merged.sha}:a.txt") == "a\n"
+    assert git(run.integration_path, "status", "--porcelain", "--untracked-files=all") == ""
+
+
 async def test_a_conflicting_merge_is_aborted_and_the_task_branch_kept(git_repo: Path) -> None:
     run = (await Repo.open(git_repo)).run("r1")
     await _task(run, "a", {"README.md": "# from a\n"})

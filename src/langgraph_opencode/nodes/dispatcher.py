@@ -62,6 +62,16 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 id=task_id, status="failed", reason=reason, finished_at=time.time()
             )
             events.append(event("failed", f"{task_id}: {reason}", runtime, task=task_id))
+    limit = settings.run_cost_budget
+    if limit and float(state.get("cost") or 0.0) >= limit:
+        # The money is spent: start nothing more (running work ends on its own).
+        for task_id, task_status in status.items():
+            if task_status == "pending" and task_id not in updates:
+                reason = f"not started: the run's cost budget (${limit:.2f}) is spent"
+                updates[task_id] = TaskRecord(
+                    id=task_id, status="failed", reason=reason, finished_at=time.time()
+                )
+                events.append(event("failed", f"{task_id}: {reason}", runtime, task=task_id))
     active = sum(1 for t, s in status.items() if s in ACTIVE_STATUSES and t not in updates)
     slots = settings.max_parallel - active
     ready = [

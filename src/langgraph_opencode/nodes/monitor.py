@@ -273,15 +273,23 @@ class _Monitor:
         update: dict[str, Any] = {}
         waiting: list[dict[str, Any]] = []
         cost = float(self.state.get("cost") or 0.0)
+        cost += sum(item.outcome.cost for item in self.tracked if item.outcome is not None)
+        cost_limit = self.settings.run_cost_budget
         for item in self.tracked:
             waiting += item.asked
             if item.outcome is None:
                 continue
             outcome = item.outcome.model_dump(mode="json")
+            budget = self.settings.task_token_budget
+            used = item.base_tokens + item.outcome.tokens.total
+            # A turn that ended over a budget between two watchdog ticks: same verdict.
+            if item.key is not None and budget and used > budget and not item.abort_reason:
+                item.abort_reason = f"token budget exceeded ({used} > {budget})"
+            if cost_limit and cost > cost_limit and not item.abort_reason:
+                item.abort_reason = f"run cost budget exceeded (${cost:.2f} > ${cost_limit:.2f})"
             if item.abort_reason:
                 outcome["abort_reason"] = item.abort_reason
             job = PromptJob(**{**item.job, "outcome": outcome})
-            cost += item.outcome.cost
             if item.key is None:
                 update["planner_job"] = job
                 continue

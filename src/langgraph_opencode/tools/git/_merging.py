@@ -173,15 +173,19 @@ class MergingRun(RunBase):
                 start=start,
                 owned=self.run_dir,
             )
+        # Called under the run's merge lock, and one process drives a run: a
+        # lock file here was left by a git command killed with the orchestrator.
+        gitdir = Path((await run_git(wt, "rev-parse", "--absolute-git-dir")).stdout.strip())
+        for stale in ("index.lock", "HEAD.lock"):
+            (gitdir / stale).unlink(missing_ok=True)
         if await merge_in_progress(wt):  # left by a crash in the middle of a merge
             await run_git(wt, "merge", "--abort")
-        if dirty := await status_entries(wt):
-            raise GitError(
-                f"the integration worktree {wt} has uncommitted changes "
-                f"({', '.join(e.path for e in dirty[:10])}); it only ever holds merges, so "
-                f"inspect them, then discard them with `git -C {wt} reset --hard` and "
-                f"`git -C {wt} clean -fd`"
-            )
+        if await status_entries(wt):
+            # This worktree only ever holds the run's own merges, and every
+            # finished merge is a commit: what is left is an interrupted merge,
+            # which is redone from the task branch. No user work lives here.
+            await run_git(wt, "reset", "--quiet", "--hard", "HEAD")
+            await run_git(wt, "clean", "--quiet", "-fd")
         return wt
 
     async def _refuse_unfinished_task(self, task_id: str) -> None:

@@ -155,13 +155,16 @@ async def unmerged_paths(worktree: Path) -> tuple[str, ...]:
 
 
 async def conflict_marker_paths(worktree: Path) -> tuple[str, ...]:
-    """Return unmerged or changed files that still contain conflict markers."""
+    """Return unmerged or changed files that still contain conflict markers.
+
+    A path the index still records as unmerged counts as resolved once its
+    file holds no markers: an agent resolves by editing, not by ``git add``.
+    """
     changed = await run_git(worktree, "diff", "--name-only", "-z", "HEAD")
     untracked = await run_git(worktree, "ls-files", "--others", "--exclude-standard", "-z")
     candidates = {p for p in (changed.stdout + "\0" + untracked.stdout).split("\0") if p}
-    found = set(await unmerged_paths(worktree))
-    found.update(rel for rel in candidates - found if _has_markers(worktree / rel))
-    return tuple(sorted(found))
+    candidates.update(await unmerged_paths(worktree))
+    return tuple(sorted(rel for rel in candidates if _has_markers(worktree / rel)))
 
 
 # Small filesystem look-ups, kept synchronous: each is one stat or one file read.
