@@ -85,10 +85,12 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     run = await git_run(state)
     for task in ready[:slots]:
         worktree = await run.create_task_worktree(task.id)
-        session = await services.client.create_session(
-            worktree.path,
-            title=f"task {task.id}: {task.title}",
-            parent_id=state.get("planner_session"),
+        session_id = await services.tools.create_session.ainvoke(
+            {
+                "directory": str(worktree.path),
+                "title": f"task {task.id}: {task.title}",
+                "parent_id": state.get("planner_session"),
+            }
         )
         others = [
             f"`{other.id}`: {other.title}"
@@ -111,12 +113,12 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             status="working",
             branch=worktree.branch,
             worktree=str(worktree.path),
-            worker_session=session.id,
-            sessions=[session.id],
+            worker_session=session_id,
+            sessions=[session_id],
             started_at=time.time(),
             job=new_job(
                 "worker",
-                session_id=session.id,
+                session_id=session_id,
                 directory=str(worktree.path),
                 agent=WORKER_AGENT,
                 model=settings.worker_model,

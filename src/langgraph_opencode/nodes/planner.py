@@ -107,8 +107,8 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
         return {}
     if job is None:
         services = await services_for(settings)
-        session = await services.client.create_session(
-            state["repo"], title=f"plan: {state['objective'][:60]}"
+        session_id = await services.tools.create_session.ainvoke(
+            {"directory": state["repo"], "title": f"plan: {state['objective'][:60]}"}
         )
         text = render(
             "planner",
@@ -116,10 +116,10 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
             repo_summary=await _repo_summary(state["repo"]),
         )
         return {
-            "planner_session": session.id,
+            "planner_session": session_id,
             "planner_job": new_job(
                 "planner",
-                session_id=session.id,
+                session_id=session_id,
                 directory=state["repo"],
                 agent=PLANNER_AGENT,
                 model=settings.planner_model,

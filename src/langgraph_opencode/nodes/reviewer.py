@@ -157,10 +157,12 @@ class _Reviewer:
                 return TaskRecord(**update, status="approved", job=None)
             return self.rework(task, {**record, **update}, "Acceptance checks failed.", [])
         services = await services_for(self.settings)
-        session = await services.client.create_session(
-            record["worktree"],
-            title=f"review {task.id} round {record.get('round', 0)}",
-            parent_id=self.state.get("planner_session"),
+        session_id = await services.tools.create_session.ainvoke(
+            {
+                "directory": record["worktree"],
+                "title": f"review {task.id} round {record.get('round', 0)}",
+                "parent_id": self.state.get("planner_session"),
+            }
         )
         diff = await self.run.diff(task.id, max_chars=self.settings.diff_chars)
         text = render(
@@ -178,12 +180,12 @@ class _Reviewer:
         return TaskRecord(
             **update,
             status="reviewing",
-            reviewer_session=session.id,
-            sessions=[*record.get("sessions", []), session.id],
+            reviewer_session=session_id,
+            sessions=[*record.get("sessions", []), session_id],
             review_retries=0,
             job=new_job(
                 "reviewer",
-                session_id=session.id,
+                session_id=session_id,
                 directory=record["worktree"],
                 agent=REVIEWER_AGENT,
                 model=self.settings.reviewer_model,
