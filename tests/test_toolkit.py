@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_opencode import RunSettings, compile_graph
@@ -86,17 +88,21 @@ async def test_every_opencode_call_of_a_run_is_a_tool_run_in_the_trace(
             }
         ],
     }
-    model.script(worker_writes("one", {"one.txt": "1\n"}), reviewer_says(True, task_id="one"))
+    model.script(
+        worker_writes("one", {"one.txt": "distinctive-7f3a\n"}), reviewer_says(True, task_id="one")
+    )
     register_server(opencode_server.url, opencode_server.password)
     runs = _ToolRuns()
     try:
         async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.sqlite")) as saver:
             graph = compile_graph(saver)
+            config: RunnableConfig = {"configurable": {"thread_id": "traced"}, "callbacks": [runs]}
             result = await graph.ainvoke(
                 {"objective": "one file", "repo": str(git_repo), "plan": plan, "run_id": "traced"},
-                {"configurable": {"thread_id": "traced"}, "callbacks": [runs]},
+                config,
                 context=RunSettings(server_url=opencode_server.url),
             )
+            history = [json.dumps(snap.values) async for snap in graph.aget_state_history(config)]
     finally:
         await close_services(opencode_server.url)
         register_server(opencode_server.url, None)
@@ -104,3 +110,10 @@ async def test_every_opencode_call_of_a_run_is_a_tool_run_in_the_trace(
     # A worker and a reviewer session, each made and prompted through the tools.
     assert runs.names.count("opencode_create_session") == 2
     assert runs.names.count("opencode_send_prompt") == 2
+    # The reviewer saw the diff, but the diff was never put in the checkpointed state.
+    review = next(
+        r for r in model.chat_requests() if "Review task `one`" in r.request.last_user_text
+    )
+    assert "+distinctive-7f3a" in review.request.last_user_text
+    assert len(history) > 5
+    assert not any("+distinctive-7f3a" in values for values in history)

@@ -56,6 +56,7 @@ class PromptJob(TypedDict):
         schema: A JSON schema for a structured answer, if one is wanted.
         sent: Whether the server accepted it (set after sending).
         outcome: How its run ended (a ``PromptOutcome`` as a dict), once known.
+        diff_of: A task whose diff is filled into the prompt when it is sent.
     """
 
     role: JobRole
@@ -68,6 +69,9 @@ class PromptJob(TypedDict):
     schema: dict[str, Any] | None
     sent: bool
     outcome: dict[str, Any] | None
+    diff_of: NotRequired[str]
+    """Fill the prompt's diff slot with this task's diff when sending (diffs
+    stay out of the state)."""
 
 
 class TaskRecord(TypedDict, total=False):

@@ -10,22 +10,38 @@ from langgraph.runtime import Runtime
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.plan import Plan
+from langgraph_opencode.prompts import code_block
 from langgraph_opencode.tools.checks import CheckResult
 from langgraph_opencode.tools.git import GitRun, Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 
 __all__ = [
+    "DIFF_SLOT",
     "check_summary",
     "event",
     "git_run",
     "new_job",
     "plan_of",
+    "prompt_text",
     "resend",
     "settings_of",
     "task_update",
 ]
 
 CHECK_TAIL_CHARS = 2_000
+
+DIFF_SLOT = "<<langgraph-opencode: the task's diff>>"
+"""Stands for a task's diff in a recorded prompt; ``send`` fills it in from git."""
+
+
+async def prompt_text(state: OrchestratorState, job: PromptJob, diff_chars: int) -> str:
+    """The text to send for ``job``, with its diff filled in from git if it has one."""
+    task_id = job.get("diff_of")
+    if not task_id:
+        return job["text"]
+    diff = await (await git_run(state)).diff(task_id, max_chars=diff_chars)
+    shown = code_block(diff.text + ("\n… (diff truncated)" if diff.truncated else ""), "diff")
+    return job["text"].replace(DIFF_SLOT, shown if diff.text else "(no changes)")
 
 
 def settings_of(runtime: Runtime[RunSettings]) -> RunSettings:

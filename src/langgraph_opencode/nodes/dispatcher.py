@@ -25,7 +25,14 @@ from langgraph_opencode.graph.state import (
     PromptJob,
     TaskRecord,
 )
-from langgraph_opencode.nodes._common import event, git_run, new_job, plan_of, settings_of
+from langgraph_opencode.nodes._common import (
+    event,
+    git_run,
+    new_job,
+    plan_of,
+    prompt_text,
+    settings_of,
+)
 from langgraph_opencode.plan import blocked_by_failure, ready_tasks
 from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
@@ -150,7 +157,8 @@ async def send(
     jobs = _unsent(state)
     if not jobs:
         return {}
-    services = await services_for(settings_of(runtime))
+    settings = settings_of(runtime)
+    services = await services_for(settings)
     tasks: dict[str, TaskRecord] = {}
     update: dict[str, Any] = {}
     for task_id, job in jobs:
@@ -160,7 +168,7 @@ async def send(
                 {
                     "session_id": job["session_id"],
                     "directory": job["directory"],
-                    "text": job["text"],
+                    "text": await prompt_text(state, job, settings.diff_chars),
                     "agent": job["agent"],
                     "model": job["model"] or None,
                     "message_id": job["message_id"],

@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from langgraph_opencode.errors import MergeConflict
 from langgraph_opencode.graph.services import services_for
 from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
+from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import (
+    DIFF_SLOT,
     check_summary,
     event,
     git_run,
@@ -164,7 +165,7 @@ class _Reviewer:
                 "parent_id": self.state.get("planner_session"),
             }
         )
-        diff = await self.run.diff(task.id, max_chars=self.settings.diff_chars)
+        # The diff is not kept in the state: ``send`` fills it in from git.
         text = render(
             "reviewer",
             objective=self.plan.objective,
@@ -173,9 +174,7 @@ class _Reviewer:
             instructions=task.instructions,
             files=bullet_list(task.files),
             check_results=_check_report(checks, failing_only=False),
-            diff=code_block(diff.text + ("\n… (diff truncated)" if diff.truncated else ""), "diff")
-            if diff.text
-            else "(no changes)",
+            diff=DIFF_SLOT,
         )
         return TaskRecord(
             **update,
@@ -183,14 +182,17 @@ class _Reviewer:
             reviewer_session=session_id,
             sessions=[*record.get("sessions", []), session_id],
             review_retries=0,
-            job=new_job(
-                "reviewer",
-                session_id=session_id,
-                directory=record["worktree"],
-                agent=REVIEWER_AGENT,
-                model=self.settings.reviewer_model,
-                text=text,
-                schema=verdict_schema(),
+            job=PromptJob(
+                **new_job(
+                    "reviewer",
+                    session_id=session_id,
+                    directory=record["worktree"],
+                    agent=REVIEWER_AGENT,
+                    model=self.settings.reviewer_model,
+                    text=text,
+                    schema=verdict_schema(),
+                ),
+                diff_of=task.id,
             ),
         )
 
