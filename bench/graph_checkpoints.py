@@ -23,6 +23,7 @@ from langgraph_opencode import RunSettings, aorchestrate, compile_graph
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.testing import (
     ScriptedModelServer,
+    fan_in_plan,
     make_repo,
     planner_returns,
     reviewer_says,
@@ -31,36 +32,7 @@ from langgraph_opencode.testing import (
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode import OpenCodeServer, build_config
 
-PLAN = {
-    "objective": "three files",
-    "summary": "",
-    "tasks": [
-        {
-            "id": "a",
-            "title": "Write a",
-            "instructions": "Create a.txt",
-            "depends_on": [],
-            "files": ["a.txt"],
-            "checks": ["test -f a.txt"],
-        },
-        {
-            "id": "b",
-            "title": "Write b",
-            "instructions": "Create b.txt",
-            "depends_on": [],
-            "files": ["b.txt"],
-            "checks": ["test -f b.txt"],
-        },
-        {
-            "id": "c",
-            "title": "Write c",
-            "instructions": "Create c.txt",
-            "depends_on": ["a", "b"],
-            "files": ["c.txt"],
-            "checks": ["test -f c.txt"],
-        },
-    ],
-}
+PLAN = fan_in_plan()
 
 
 async def main() -> None:

@@ -46,6 +46,7 @@ from langgraph_opencode.testing import (
     Text,
     ToolCall,
     ToolCalls,
+    fan_in_plan,
     git,
     planner_returns,
     task_prompt,
@@ -63,36 +64,7 @@ TIMEOUT = 60.0
 """Bound of every wait for something the run does."""
 
 TASKS = ("a", "b", "c")
-PLAN = {
-    "objective": "three files",
-    "summary": "a and b in parallel, then c",
-    "tasks": [
-        {
-            "id": "a",
-            "title": "Write a",
-            "instructions": "Create a.txt",
-            "depends_on": [],
-            "files": ["a.txt"],
-            "checks": ["test -f a.txt"],
-        },
-        {
-            "id": "b",
-            "title": "Write b",
-            "instructions": "Create b.txt",
-            "depends_on": [],
-            "files": ["b.txt"],
-            "checks": ["test -f b.txt"],
-        },
-        {
-            "id": "c",
-            "title": "Write c",
-            "instructions": "Create c.txt",
-            "depends_on": ["a", "b"],
-            "files": ["c.txt"],
-            "checks": ["test -f a.txt && test -f b.txt && test -f c.txt"],
-        },
-    ],
-}
+PLAN = fan_in_plan()
 VERDICT = {"approved": True, "findings": [], "feedback": "Looks good."}
 
 

@@ -26,7 +26,7 @@ Example:
     ```
 """
 
-from ._orchestration import planner_returns, reviewer_says, task_prompt, worker_writes
+from ._orchestration import fan_in_plan, planner_returns, reviewer_says, task_prompt, worker_writes
 from ._replies import (
     DropConnection,
     ErrorResponse,
@@ -69,6 +69,7 @@ __all__ = [
     "ToolCalls",
     "ToolResult",
     "Usage",
+    "fan_in_plan",
     "git",
     "make_repo",
     "planner_returns",

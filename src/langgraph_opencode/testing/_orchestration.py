@@ -15,7 +15,38 @@ from langgraph_opencode.testing._replies import StructuredOutput, Text, ToolCall
 from langgraph_opencode.testing._script import Conversation, Step, TextMatcher
 from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVIEWER_PROMPT_HEADER
 
-__all__ = ["planner_returns", "reviewer_says", "task_prompt", "worker_writes"]
+__all__ = ["fan_in_plan", "planner_returns", "reviewer_says", "task_prompt", "worker_writes"]
+
+
+def fan_in_plan(first: str = "a", second: str = "b", last: str = "c") -> dict[str, Any]:
+    """A plan of three tasks: two independent ones, then one that needs both.
+
+    Each task writes ``<id>.txt``; the last one's check also wants the other two files.
+    """
+
+    def task(task_id: str, depends_on: list[str], check: str) -> dict[str, Any]:
+        return {
+            "id": task_id,
+            "title": f"Write {task_id}",
+            "instructions": f"Create {task_id}.txt",
+            "depends_on": depends_on,
+            "files": [f"{task_id}.txt"],
+            "checks": [check],
+        }
+
+    return {
+        "objective": "three files",
+        "summary": f"{first} and {second} in parallel, then {last}",
+        "tasks": [
+            task(first, [], f"test -f {first}.txt"),
+            task(second, [], f"test -f {second}.txt"),
+            task(
+                last,
+                [first, second],
+                f"test -f {first}.txt && test -f {second}.txt && test -f {last}.txt",
+            ),
+        ],
+    }
 
 
 def task_prompt(task_id: str) -> str:
