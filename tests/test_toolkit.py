@@ -107,6 +107,10 @@ async def test_every_opencode_call_of_a_run_is_a_tool_run_in_the_trace(
         await close_services(opencode_server.url)
         register_server(opencode_server.url, None)
     assert result["report"]["status"] == "completed"
+    # The report is also written next to the run's checkpoints, as JSON and markdown.
+    json_file, md_file = (Path(f) for f in result["report"]["files"])
+    assert json.loads(json_file.read_text())["status"] == "completed"
+    assert "# Run `traced`: completed" in md_file.read_text()
     # A worker and a reviewer session, each made and prompted through the tools.
     assert runs.names.count("opencode_create_session") == 2
     assert runs.names.count("opencode_send_prompt") == 2

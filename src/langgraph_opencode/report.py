@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["RunReport", "TaskReport"]
+__all__ = ["RunReport", "TaskReport", "write_report"]
 
 RunStatus = Literal["completed", "partial", "failed", "interrupted"]
 
@@ -58,6 +59,8 @@ class RunReport(BaseModel):
     take_it: str = ""
     left_behind: list[str] = Field(default_factory=list)
     interrupt: dict[str, Any] | None = None
+    files: list[str] = Field(default_factory=list)
+    """Where the report was written (``report.json`` and ``report.md`` in the run's directory)."""
     """With status ``interrupted``: what the run waits for (plan approval, permissions)."""
 
     def counts(self) -> dict[str, int]:
@@ -101,6 +104,8 @@ class RunReport(BaseModel):
                 "",
                 f"    {self.take_it}",
             ]
+        if self.files:
+            lines += ["", "Report: " + ", ".join(self.files)]
         if self.left_behind:
             lines += [
                 "",
@@ -108,3 +113,15 @@ class RunReport(BaseModel):
                 *[f"- {item}" for item in self.left_behind],
             ]
         return "\n".join(lines) + "\n"
+
+
+def write_report(report: RunReport, run_dir: Path) -> list[Path]:
+    """Write ``report.json`` and ``report.md`` into ``run_dir``; return their paths."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = run_dir / "report.json", run_dir / "report.md"
+    files = [str(json_path), str(md_path)]
+    json_path.write_text(
+        report.model_copy(update={"files": files}).model_dump_json(indent=2) + "\n"
+    )
+    md_path.write_text(report.to_markdown())
+    return [json_path, md_path]

@@ -16,7 +16,7 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState
 from langgraph_opencode.nodes._common import event, git_run
 from langgraph_opencode.plan import Plan
-from langgraph_opencode.report import RunReport, TaskReport
+from langgraph_opencode.report import RunReport, TaskReport, write_report
 
 __all__ = ["finalize"]
 
@@ -51,6 +51,7 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     ]
     left_behind: list[str] = []
     head = ""
+    run = None
     if state.get("run_id") and state.get("repo"):
         run = await git_run(state)
         for task in tasks:
@@ -87,6 +88,8 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
         take_it=f"git merge {branch}" if merged else "",
         left_behind=left_behind,
     )
+    if run is not None:
+        report.files = [str(p) for p in write_report(report, run.run_dir)]
     return {
         "report": report.model_dump(mode="json"),
         "events": [event("finished", f"run {status}: {merged}/{len(tasks)} tasks merged", runtime)],
