@@ -27,8 +27,9 @@ from pydantic import SecretStr
 
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
-from langgraph_opencode.graph.services import close_services, register_server
+from langgraph_opencode.graph.services import close_services, register_server, services_for
 from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.nodes.planner import MAX_OBJECTIVE_CHARS
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.tools.git import Repo
@@ -77,6 +78,9 @@ async def _server(
             )
         settings.server_url = server_url
         try:
+            # Fail before the run touches anything when the server is
+            # unreachable or refuses the password.
+            await services_for(settings)
             yield settings
         finally:
             await close_services(server_url)
@@ -200,6 +204,12 @@ async def aorchestrate(
     """
     if not objective or not objective.strip():
         raise ConfigurationError("the objective is empty: say what the run should achieve")
+    if len(objective) > MAX_OBJECTIVE_CHARS:
+        raise ConfigurationError(
+            f"the objective is {len(objective):,} characters long; the limit is "
+            f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
+            "refer to it."
+        )
     settings = settings or RunSettings()
     settings.validate()
     git_repo = await Repo.open(repo)

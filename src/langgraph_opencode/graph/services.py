@@ -50,6 +50,8 @@ async def services_for(settings: RunSettings) -> Services:
 
     Raises:
         ConfigurationError: No server URL is set.
+        OpenCodeConnectionError: The server cannot be reached.
+        AuthenticationError: The server refuses the password.
         EventStreamError: The server's event stream cannot be opened.
     """
     url = settings.server_url.rstrip("/")
@@ -65,6 +67,11 @@ async def services_for(settings: RunSettings) -> Services:
         if password is None and os.environ.get(settings.password_env):
             password = SecretStr(os.environ[settings.password_env])
         client = OpenCodeClient(url, password=password)
+        try:
+            await client.health()  # unreachable, or the wrong password: say so at once
+        except BaseException:
+            await client.aclose()
+            raise
         hub = EventHub(client)
         hub.start()
         services = Services(client=client, hub=hub, tools=OpenCodeToolkit(client))

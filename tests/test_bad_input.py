@@ -1,0 +1,178 @@
+"""Bad input: a clear error that says what was wrong, and the repository left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate, aresume
+from langgraph_opencode.errors import (
+    AuthenticationError,
+    BinaryNotFoundError,
+    OpenCodeConnectionError,
+    PlanError,
+)
+from langgraph_opencode.testing import git
+from langgraph_opencode.tools.opencode import OpenCodeServer
+
+pytestmark = pytest.mark.opencode
+
+
+def snapshot(repo: Path) -> dict[str, Any]:
+    """Refs, HEAD, index bytes and every working-tree file."""
+    files = {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo).parts
+    }
+    index = repo / ".git" / "index"
+    return {
+        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "head": (repo / ".git" / "HEAD").read_text(),
+        "index": hashlib.sha256(index.read_bytes()).hexdigest() if index.exists() else None,
+        "files": files,
+    }
+
+
+@pytest.fixture
+def dirty_repo(git_repo: Path) -> Path:
+    (git_repo / "README.md").write_text("# local edit\n")
+    (git_repo / "notes.txt").write_text("untracked\n")
+    return git_repo
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+PLAN_CASES: dict[str, tuple[str, str]] = {
+    "malformed": ("tasks: [unclosed\n", "line"),
+    "cycle": (
+        "objective: x\ntasks:\n"
+        "  - {id: a, title: A, instructions: do a, depends_on: [b]}\n"
+        "  - {id: b, title: B, instructions: do b, depends_on: [a]}\n",
+        "a -> b -> a",
+    ),
+    "unknown-dependency": (
+        "objective: x\ntasks:\n  - {id: a, title: A, instructions: do a, depends_on: [ghost]}\n",
+        "ghost",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLAN_CASES))
+async def test_bad_plan_files_are_refused_before_anything_happens(
+    case: str, dirty_repo: Path, tmp_path: Path
+) -> None:
+    text, expected = PLAN_CASES[case]
+    plan = _write(tmp_path / f"{case}.yaml", text)
+    before = snapshot(dirty_repo)
+    with pytest.raises(PlanError) as info:
+        await aorchestrate("objective", repo=dirty_repo, plan=plan, server_url="http://127.0.0.1:9")
+    assert expected in str(info.value)
+    assert str(plan) in str(info.value)
+    assert snapshot(dirty_repo) == before
+
+
+@pytest.mark.parametrize(
+    ("objective", "message"),
+    [
+        ("", "the objective is empty"),
+        ("   \n", "the objective is empty"),
+        ("x" * 1_000_000, "1,000,000 characters long"),
+    ],
+    ids=["empty", "blank", "1MB"],
+)
+async def test_bad_objectives_are_refused(objective: str, message: str, dirty_repo: Path) -> None:
+    before = snapshot(dirty_repo)
+    with pytest.raises(ConfigurationError, match=message):
+        await aorchestrate(objective, repo=dirty_repo, server_url="http://127.0.0.1:9")
+    assert snapshot(dirty_repo) == before
+
+
+async def test_not_a_repository_no_commits_and_missing_paths(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(ConfigurationError, match=r"not .*git repository"):
+        await aorchestrate("objective", repo=plain)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "--quiet")
+    with pytest.raises(ConfigurationError, match="no commits"):
+        await aorchestrate("objective", repo=empty)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        await aorchestrate("objective", repo=tmp_path / "nowhere")
+    assert sorted(os.listdir(tmp_path)) == ["empty", "plain"]
+    assert not (empty / ".git" / "langgraph-opencode").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (lambda: RunSettings(max_parallel=0), "max_parallel must be greater than 0"),
+        (lambda: RunSettings(max_rework_rounds=-1), "max_rework_rounds must not be negative"),
+        (lambda: RunSettings(worker_model="gpt"), "worker_model must be written 'provider/model'"),
+    ],
+    ids=["zero-parallel", "negative-rounds", "bad-model"],
+)
+def test_invalid_settings_are_named(settings: Callable[[], RunSettings], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        settings()
+
+
+async def test_an_unreachable_server_is_reported_before_the_run_starts(dirty_repo: Path) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    before = snapshot(dirty_repo)
+    try:
+        with pytest.raises(OpenCodeConnectionError, match="could not reach the OpenCode server"):
+            await aorchestrate("objective", repo=dirty_repo, server_url=url)
+    finally:
+        closed.close()
+    assert snapshot(dirty_repo) == before
+
+
+async def test_a_wrong_password_is_reported_before_the_run_starts(
+    opencode_server: OpenCodeServer, dirty_repo: Path
+) -> None:
+    before = snapshot(dirty_repo)
+    with pytest.raises(AuthenticationError, match="password") as info:
+        await aorchestrate(
+            "objective", repo=dirty_repo, server_url=opencode_server.url, password="wrong-4c1d"
+        )
+    assert "wrong-4c1d" not in str(info.value)
+    assert snapshot(dirty_repo) == before
+
+
+async def test_a_missing_opencode_binary_says_how_to_install_it(
+    dirty_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGGRAPH_OPENCODE_BINARY", str(tmp_path / "no-opencode"))
+    before = snapshot(dirty_repo)
+    with pytest.raises(BinaryNotFoundError, match="npm"):
+        await aorchestrate("objective", repo=dirty_repo)
+    assert snapshot(dirty_repo) == before
+
+
+async def test_resuming_an_unknown_run_id(dirty_repo: Path) -> None:
+    before = snapshot(dirty_repo)
+    with pytest.raises(ConfigurationError, match="no run 'no-such-run' is recorded"):
+        await aresume("no-such-run", repo=dirty_repo, server_url="http://127.0.0.1:9")
+    assert snapshot(dirty_repo) == before
+
+
+def test_snapshot_sees_a_change(git_repo: Path) -> None:
+    # The comparisons above would be worthless if the snapshot missed changes.
+    before = snapshot(git_repo)
+    (git_repo / "README.md").write_text("changed\n")
+    assert snapshot(git_repo) != before
+    os.remove(git_repo / "README.md")
+    assert snapshot(git_repo)["files"] == {}
