@@ -176,3 +176,20 @@ def test_snapshot_sees_a_change(git_repo: Path) -> None:
     assert snapshot(git_repo) != before
     os.remove(git_repo / "README.md")
     assert snapshot(git_repo)["files"] == {}
+
+
+async def test_an_unknown_model_is_named_with_the_known_ones(
+    opencode_server: OpenCodeServer, dirty_repo: Path
+) -> None:
+    before = snapshot(dirty_repo)
+    with pytest.raises(
+        ConfigurationError, match=r"unknown model scripted/nope: .*scripted/scripted"
+    ):
+        await aorchestrate(
+            "objective",
+            repo=dirty_repo,
+            server_url=opencode_server.url,
+            password=opencode_server.password,
+            settings=RunSettings(worker_model="scripted/nope"),
+        )
+    assert snapshot(dirty_repo) == before

@@ -117,6 +117,26 @@ async def _checkpointer(
         yield saver
 
 
+async def _check_models(settings: RunSettings, repo: Repo, *extra: str | None) -> None:
+    """Refuse models the server does not know, before a run depends on them."""
+    wanted = {
+        m
+        for m in (settings.planner_model, settings.worker_model, settings.reviewer_model, *extra)
+        if m
+    }
+    if not wanted:
+        return
+    known = await (await services_for(settings)).client.models(repo.root)
+    unknown = sorted(wanted - known)
+    if unknown:
+        sample = ", ".join(sorted(known)[:12]) + (" …" if len(known) > 12 else "")
+        raise ConfigurationError(
+            f"unknown model{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the OpenCode "
+            f"server knows {len(known)} model(s) ({sample or 'none'}); configure the provider "
+            "in your OpenCode config, or pick one of these"
+        )
+
+
 async def _drive(
     graph: Any,
     first_input: Any,
@@ -235,6 +255,7 @@ async def aorchestrate(
         ) as live,
         _checkpointer(git_repo, checkpointer) as saver,
     ):
+        await _check_models(live, git_repo, model)
         graph = compile_graph(saver)
         return await _drive(graph, run_input, config, live, on_interrupt, on_event)
 
@@ -298,6 +319,7 @@ async def aresume(
             isolated=isolated,
             on_event=on_event,
         ) as live:
+            await _check_models(live, git_repo, model)
             return await _drive(graph, payload, config, live, on_interrupt, on_event)
 
 

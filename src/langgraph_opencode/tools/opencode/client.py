@@ -273,6 +273,15 @@ class OpenCodeClient:
         result: dict[str, Any] = await self.request("GET", "/global/health", idempotent=True)
         return result
 
+    async def models(self, directory: str | os.PathLike[str]) -> set[str]:
+        """Return the ``provider/model`` references the server can use for ``directory``."""
+        raw = await self.request("GET", "/config/providers", directory=directory, idempotent=True)
+        return {
+            f"{provider['id']}/{model_id}"
+            for provider in (raw or {}).get("providers", [])
+            for model_id in provider.get("models") or {}
+        }
+
     # -- sessions -------------------------------------------------------------------
 
     async def create_session(
