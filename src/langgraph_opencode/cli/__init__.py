@@ -1,0 +1,142 @@
+"""The ``langgraph-opencode`` command line.
+
+Commands: ``run``, ``resume``, ``status``, ``runs``, ``demo`` (``--help`` of
+each). Exit codes: 0 every task merged, 1 some tasks failed or the run failed,
+2 usage or configuration error, 3 paused waiting for an answer, 130
+interrupted (Ctrl-C). Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+
+from langgraph_opencode.cli import commands
+from langgraph_opencode.cli.commands import Output
+from langgraph_opencode.cli.interactive import LeftPaused
+from langgraph_opencode.cli.parser import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PAUSED,
+    EXIT_USAGE,
+    build_parser,
+)
+from langgraph_opencode.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    LangGraphOpenCodeError,
+    OpenCodeConnectionError,
+)
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PAUSED",
+    "EXIT_USAGE",
+    "main",
+]
+
+_COMMANDS = {
+    "run": commands.run,
+    "resume": commands.resume,
+    "status": commands.status,
+    "runs": commands.runs,
+    "demo": commands.demo,
+}
+
+
+def _error(out: Output, message: str) -> None:
+    out.errors.print("[red]error:[/red] " + escape(message), highlight=False, soft_wrap=True)
+
+
+def _started(out: Output) -> bool:
+    return out.progress is not None and out.progress.events_seen > 0
+
+
+def _interrupted(args: argparse.Namespace, out: Output) -> int:
+    console = out.errors
+    if not out.run_id:
+        console.print("[yellow]interrupted[/yellow]")
+        return EXIT_INTERRUPTED
+    console.print(
+        f"[yellow]Interrupted.[/yellow] Run {escape(out.run_id)} is checkpointed; continue it "
+        "with:",
+        highlight=False,
+    )
+    console.print("    " + shlex.join(out.resume), markup=False, highlight=False, soft_wrap=True)
+    server = getattr(args, "server", None)
+    if not server:
+        console.print("The embedded OpenCode server stopped with it, ending its sessions.")
+    elif getattr(args, "abort_on_interrupt", False):
+        try:
+            count = asyncio.run(commands.abort_sessions(out, server, args.password_env))
+            console.print(f"Aborted {count} running session(s).")
+        except (LangGraphOpenCodeError, KeyboardInterrupt) as exc:
+            console.print(f"Could not abort the sessions: {escape(str(exc) or 'interrupted')}")
+    else:
+        console.print(
+            "Sessions running on the server are left to finish (--abort-on-interrupt aborts "
+            "them); the resumed run picks up their results."
+        )
+    return EXIT_INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    args = build_parser().parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
+    out = Output(console=Console(stderr=as_json), errors=Console(stderr=True), json=as_json)
+    try:
+        return asyncio.run(_COMMANDS[args.command](args, out))
+    except KeyboardInterrupt:
+        return _interrupted(args, out)
+    except LeftPaused:
+        out.console.print(f"[yellow]Run {escape(out.run_id)} is left paused.[/yellow]")
+        out.console.print(
+            "Continue it with:  " + shlex.join(out.resume),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_PAUSED
+    except ConfigurationError as exc:
+        _error(out, str(exc))
+        return EXIT_USAGE
+    except (AuthenticationError, OpenCodeConnectionError) as exc:
+        _error(out, str(exc))
+        if _started(out):
+            _resume_hint(out)
+            return EXIT_FAILED
+        return EXIT_USAGE  # the server was wrong before anything started
+    except (LangGraphOpenCodeError, TimeoutError) as exc:
+        _error(out, str(exc) or type(exc).__name__)
+        _resume_hint(out)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("LANGGRAPH_OPENCODE_DEBUG"):
+            raise
+        _error(
+            out,
+            f"unexpected {type(exc).__name__}: {exc} (LANGGRAPH_OPENCODE_DEBUG=1 "
+            "shows the traceback)",
+        )
+        _resume_hint(out)
+        return EXIT_FAILED
+
+
+def _resume_hint(out: Output) -> None:
+    if out.run_id and out.resume:
+        out.errors.print(
+            "The run is checkpointed; continue it with:  " + shlex.join(out.resume),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

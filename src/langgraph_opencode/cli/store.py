@@ -1,0 +1,124 @@
+"""Read runs back from a repository's checkpoint database (``runs``, ``status``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from langgraph_opencode.api import checkpoint_path
+from langgraph_opencode.errors import ConfigurationError
+from langgraph_opencode.graph.builder import compile_graph
+from langgraph_opencode.report import RunReport
+from langgraph_opencode.tools.git import Repo
+
+__all__ = ["RunInfo", "RunState", "list_runs", "load_run", "open_graph"]
+
+RunState = Literal["finished", "paused", "running or stopped"]
+
+
+@dataclass
+class RunInfo:
+    """What the checkpoints say about one run."""
+
+    run_id: str
+    state: RunState
+    objective: str = ""
+    started_at: float | None = None
+    report: RunReport | None = None
+    interrupt: dict[str, Any] | None = None
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    planner_session: str = ""
+    integration_branch: str = ""
+    cost: float = 0.0
+
+    def sessions(self) -> list[tuple[str, str]]:
+        """``(session id, directory)`` of the sessions that may still be running."""
+        found = []
+        for record in self.tasks.values():
+            job = record.get("job") or None
+            if record.get("status") in ("merged", "failed", "blocked") or not job:
+                continue
+            if job.get("sent") and not job.get("outcome"):
+                found.append((str(job["session_id"]), str(job["directory"])))
+        return found
+
+
+@contextlib.asynccontextmanager
+async def open_graph(repo: Repo) -> AsyncIterator[Any | None]:
+    """The compiled graph over the repository's checkpoints; ``None`` if there are none."""
+    path = checkpoint_path(repo)
+    if not path.exists():
+        yield None
+        return
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await saver.setup()
+        yield compile_graph(saver)
+
+
+async def _info(graph: Any, run_id: str) -> RunInfo | None:
+    config: RunnableConfig = {"configurable": {"thread_id": run_id}}
+    snapshot = await graph.aget_state(config)
+    values: dict[str, Any] = snapshot.values or {}
+    if not values:
+        return None
+    interrupts = [i.value for task in snapshot.tasks for i in task.interrupts]
+    report = values.get("report")
+    state: RunState
+    if interrupts:
+        state = "paused"
+    elif report and not snapshot.next:
+        state = "finished"
+    else:
+        state = "running or stopped"
+    return RunInfo(
+        run_id=run_id,
+        state=state,
+        objective=str(values.get("objective", "")),
+        started_at=values.get("started_at"),
+        report=RunReport.model_validate(report) if report else None,
+        interrupt=interrupts[0] if interrupts else None,
+        tasks=dict(values.get("tasks") or {}),
+        planner_session=str(values.get("planner_session", "")),
+        integration_branch=str(values.get("integration_branch", "")),
+        cost=float(values.get("cost") or 0.0),
+    )
+
+
+async def list_runs(repo: Repo) -> list[RunInfo]:
+    """Every run checkpointed in the repository, newest first."""
+    async with open_graph(repo) as graph:
+        if graph is None:
+            return []
+        saver: AsyncSqliteSaver = graph.checkpointer
+        async with saver.conn.execute(
+            "SELECT DISTINCT thread_id FROM checkpoints WHERE checkpoint_ns = ''"
+        ) as cursor:
+            thread_ids = [str(row[0]) async for row in cursor]
+        runs = [info for t in thread_ids if (info := await _info(graph, t)) is not None]
+    return sorted(runs, key=lambda r: (r.started_at or 0.0, r.run_id), reverse=True)
+
+
+async def load_run(repo: Repo, run_id: str | None) -> RunInfo:
+    """One run (the latest one without ``run_id``).
+
+    Raises:
+        ConfigurationError: No such run is checkpointed in the repository.
+    """
+    if run_id is None:
+        runs = await list_runs(repo)
+        if not runs:
+            raise ConfigurationError(f"no runs are recorded for {repo.root}")
+        return runs[0]
+    async with open_graph(repo) as graph:
+        info = await _info(graph, run_id) if graph is not None else None
+    if info is None:
+        raise ConfigurationError(
+            f"no run {run_id!r} is recorded for {repo.root}; "
+            "`langgraph-opencode runs` lists the runs of a repository"
+        )
+    return info
