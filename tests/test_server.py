@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from langgraph_opencode.errors import BinaryNotFoundError, ConfigurationError, ServerStartError
+from langgraph_opencode.tools.opencode import binary as binary_module
 from langgraph_opencode.tools.opencode import server as server_module
 from langgraph_opencode.tools.opencode.config import (
     PLANNER_AGENT,
@@ -189,7 +190,7 @@ def test_path_is_the_last_resort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     on_path = _fake_binary(tmp_path / "bin" / "opencode", "exit 0")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(BINARY_ENV_VAR, raising=False)
-    monkeypatch.setattr(server_module, "__file__", str(tmp_path / "pkg" / "server.py"))
+    monkeypatch.setattr(binary_module, "__file__", str(tmp_path / "pkg" / "binary.py"))
     monkeypatch.setenv("PATH", str(on_path.parent))
     assert find_opencode_binary() == on_path
 
@@ -197,7 +198,7 @@ def test_path_is_the_last_resort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_not_found_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(BINARY_ENV_VAR, raising=False)
-    monkeypatch.setattr(server_module, "__file__", str(tmp_path / "pkg" / "server.py"))
+    monkeypatch.setattr(binary_module, "__file__", str(tmp_path / "pkg" / "binary.py"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(BinaryNotFoundError) as caught:
         find_opencode_binary()
