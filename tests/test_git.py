@@ -605,3 +605,19 @@ async def test_check_output_keeps_head_and_tail(tmp_path: Path) -> None:
     assert "bytes of output omitted" in result.output
     assert len(result.output) < 1100
     assert result.output_bytes > 30_000
+
+
+async def test_checks_do_not_see_secrets_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Check commands come from a model: they must not be able to print keys.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-123456")
+    monkeypatch.setenv("OPENCODE_SERVER_PASSWORD", "pw-7890ab")
+    monkeypatch.setenv("MY_RUN_PASSWORD_VAR", "pw-cdef01")
+    monkeypatch.setenv("LGOC_CUSTOM", "custom-secret-22")
+    monkeypatch.setenv("HARMLESS_SETTING", "visible-42")
+    result = await run_check("env", tmp_path, timeout=10, withhold={"LGOC_CUSTOM"})
+    assert result.passed
+    assert "visible-42" in result.output
+    for value in ("sk-ant-123456", "pw-7890ab", "pw-cdef01", "custom-secret-22"):
+        assert value not in result.output

@@ -8,6 +8,8 @@ the plan. Resume it with ``Command(resume=...)`` and one of:
   if it is invalid the run pauses again, showing the problems);
 * ``{"action": "reject", "feedback": "..."}``: the planner makes a new plan.
 
+An answer of another shape pauses the run again, with an ``error`` saying why.
+
 Nothing happens before the interrupt, so the node can re-run safely on resume.
 """
 
@@ -59,16 +61,20 @@ async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) 
     """Ask a human about the plan when the settings say so; then make the task records."""
     plan = Plan.model_validate(state["plan"])
     if settings_of(runtime).approve_plan and not state.get("plan_given"):
-        decision = _decision(
-            interrupt(
-                {
-                    "type": "plan_approval",
-                    "run_id": state["run_id"],
-                    "plan": state["plan"],
-                    "problems": state.get("plan_problems") or [],
-                }
-            )
-        )
+        payload: dict[str, Any] = {
+            "type": "plan_approval",
+            "run_id": state["run_id"],
+            "plan": state["plan"],
+            "problems": state.get("plan_problems") or [],
+        }
+        while True:
+            # An answer that cannot be used pauses again, saying why: raising
+            # would store the bad answer and replay it on every resume.
+            try:
+                decision = _decision(interrupt(payload))
+                break
+            except ConfigurationError as exc:
+                payload = {**payload, "error": str(exc)}
         if decision["action"] == "reject":
             feedback = str(decision.get("feedback") or "make a better plan")
             return {

@@ -17,6 +17,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.errors import GitError, OpenCodeHTTPError
 from langgraph_opencode.graph.services import services_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import (
@@ -36,6 +37,7 @@ from langgraph_opencode.nodes._common import (
 from langgraph_opencode.plan import blocked_by_failure, ready_tasks
 from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
+from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
 __all__ = ["ACTIVE_STATUSES", "dispatch", "send"]
 
@@ -91,7 +93,15 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     services = await services_for(settings)
     run = await git_run(state)
     for task in ready[:slots]:
-        worktree = await run.create_task_worktree(task.id)
+        try:
+            worktree = await run.create_task_worktree(task.id)
+        except GitError as exc:
+            reason = f"could not make its worktree: {exc}"
+            updates[task.id] = TaskRecord(
+                id=task.id, status="failed", reason=reason, finished_at=time.time()
+            )
+            events.append(event("failed", f"{task.id}: {reason}", runtime, task=task.id))
+            continue
         session_id = await services.tools.create_session.ainvoke(
             {
                 "directory": str(worktree.path),
@@ -162,20 +172,40 @@ async def send(
     tasks: dict[str, TaskRecord] = {}
     update: dict[str, Any] = {}
     for task_id, job in jobs:
-        recent = await services.client.messages(job["session_id"], job["directory"], limit=20)
-        if not any(m.info.id == job["message_id"] for m in recent):
-            await services.tools.send_prompt.ainvoke(
-                {
-                    "session_id": job["session_id"],
-                    "directory": job["directory"],
-                    "text": await prompt_text(state, job, settings.diff_chars),
-                    "agent": job["agent"],
-                    "model": job["model"] or None,
-                    "message_id": job["message_id"],
-                    "json_schema": job["schema"],
-                },
-                config,
+        arrived = await prompt_arrived(
+            services.client, job["session_id"], job["directory"], job["message_id"]
+        )
+        refused: OpenCodeHTTPError | None = None
+        if not arrived:
+            try:
+                await services.tools.send_prompt.ainvoke(
+                    {
+                        "session_id": job["session_id"],
+                        "directory": job["directory"],
+                        "text": await prompt_text(state, job, settings.diff_chars),
+                        "agent": job["agent"],
+                        "model": job["model"] or None,
+                        "message_id": job["message_id"],
+                        "json_schema": job["schema"],
+                    },
+                    config,
+                )
+            except OpenCodeHTTPError as exc:
+                if exc.retryable:
+                    raise  # a server error: resuming later sends it again
+                refused = exc
+        if refused is not None:
+            reason = f"the server refused the prompt: {refused}"
+            if task_id is None:
+                update["error"] = reason
+            else:
+                tasks[task_id] = TaskRecord(
+                    id=task_id, status="failed", job=None, reason=reason, finished_at=time.time()
+                )
+            update.setdefault("events", []).append(
+                event("failed", f"{task_id or 'planner'}: {reason}", runtime, task=task_id)
             )
+            continue
         sent = PromptJob(**{**job, "sent": True})
         if task_id is None:
             update["planner_job"] = sent

@@ -6,6 +6,7 @@ the report, so no work is ever deleted.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -61,7 +62,8 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                     task.worktree = ""
                 except GitError:
                     pass  # kept: it is listed below
-        await run.remove_integration_worktree()
+        with contextlib.suppress(GitError):  # kept: the inventory below lists it
+            await run.remove_integration_worktree()
         inventory = await run.inventory()
         left_behind = [
             f"branch {b.name} ({b.unmerged_commits} unmerged commit(s))"

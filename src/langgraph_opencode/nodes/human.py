@@ -3,7 +3,8 @@
 The run pauses with ``{"type": "permission", "requests": [...]}``. Resume it
 with ``Command(resume=...)`` holding, per request id, ``"once"``, ``"always"``,
 ``"reject"`` or ``{"reply": "reject", "message": "why"}``; a plain string
-answers every request alike. Nothing is sent before the interrupt returns,
+answers every request alike; an unusable answer pauses again with an ``error``.
+Nothing is sent before the interrupt returns,
 and an answer the server already has (a re-run after a crash) is skipped.
 """
 
@@ -48,11 +49,18 @@ async def ask_human(
     waiting = state.get("waiting") or []
     if not waiting:
         return {}
-    answers = interrupt({"type": "permission", "run_id": state["run_id"], "requests": waiting})
+    payload: dict[str, Any] = {"type": "permission", "run_id": state["run_id"], "requests": waiting}
+    while True:
+        # An unusable answer pauses again, saying why (raising would replay it forever).
+        try:
+            answers = interrupt(payload)
+            replies = [_answer(answers, request["id"]) for request in waiting]
+            break
+        except ConfigurationError as exc:
+            payload = {**payload, "error": str(exc)}
     services = await services_for(settings_of(runtime))
     events = []
-    for request in waiting:
-        reply, message = _answer(answers, request["id"])
+    for request, (reply, message) in zip(waiting, replies, strict=True):
         with contextlib.suppress(NotFoundError):  # already answered before a crash
             await services.tools.reply_permission.ainvoke(
                 {

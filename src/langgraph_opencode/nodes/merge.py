@@ -13,14 +13,59 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from langgraph_opencode.errors import MergeConflict
+from langgraph_opencode.errors import GitError, MergeConflict
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
 from langgraph_opencode.nodes._common import event, git_run, new_job, plan_of, settings_of
+from langgraph_opencode.plan import Task
 from langgraph_opencode.prompts import bullet_list, render
+from langgraph_opencode.tools.git import GitRun
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
 
 __all__ = ["merge"]
+
+
+async def _send_back(
+    task: Task,
+    record: TaskRecord,
+    conflict: MergeConflict,
+    run: GitRun,
+    settings: RunSettings,
+    runtime: Runtime[RunSettings],
+) -> tuple[TaskRecord, dict[str, Any]]:
+    """A rework round that resolves the conflict, or the task's failure."""
+    paths = list(conflict.paths)
+    rounds = int(record.get("round") or 0)
+    if rounds >= settings.max_rework_rounds:
+        reason = f"merge conflict in {', '.join(paths)} after {rounds} rework round(s)"
+        failed = TaskRecord(id=task.id, status="failed", reason=reason, finished_at=time.time())
+        return failed, event("failed", f"{task.id}: {reason}", runtime, task=task.id)
+    refresh = await run.refresh(task.id)
+    text = render(
+        "conflict",
+        task_id=task.id,
+        title=task.title,
+        integration_branch=run.integration_branch,
+        paths=bullet_list(list(refresh.conflicts) or paths),
+        checks=bullet_list([f"`{c}`" for c in task.checks]),
+    )
+    rework = TaskRecord(
+        id=task.id,
+        status="working",
+        round=rounds + 1,
+        refreshing=not refresh.clean,
+        feedback=f"merge conflict in {', '.join(paths)}",
+        job=new_job(
+            "worker",
+            session_id=record["worker_session"],
+            directory=record["worktree"],
+            agent=WORKER_AGENT,
+            model=settings.worker_model,
+            text=text,
+        ),
+    )
+    note = event("conflict", f"{task.id}: conflicts in {', '.join(paths)}", runtime, task=task.id)
+    return rework, note
 
 
 async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
@@ -37,46 +82,21 @@ async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
     for task in approved:
         record = tasks[task.id]
         try:
-            result = await run.merge(task.id, message=f"Merge task {task.id}: {task.title}")
-        except MergeConflict as exc:
-            paths = list(exc.paths)
-            rounds = int(record.get("round") or 0)
-            if rounds >= settings.max_rework_rounds:
-                reason = f"merge conflict in {', '.join(paths)} after {rounds} rework round(s)"
-                updates[task.id] = TaskRecord(
-                    id=task.id, status="failed", reason=reason, finished_at=time.time()
+            try:
+                result = await run.merge(task.id, message=f"Merge task {task.id}: {task.title}")
+            except MergeConflict as conflict:
+                updates[task.id], note = await _send_back(
+                    task, record, conflict, run, settings, runtime
                 )
-                events.append(event("failed", f"{task.id}: {reason}", runtime, task=task.id))
+                events.append(note)
                 continue
-            refresh = await run.refresh(task.id)
-            events.append(
-                event(
-                    "conflict", f"{task.id}: conflicts in {', '.join(paths)}", runtime, task=task.id
-                )
-            )
-            text = render(
-                "conflict",
-                task_id=task.id,
-                title=task.title,
-                integration_branch=run.integration_branch,
-                paths=bullet_list(list(refresh.conflicts) or paths),
-                checks=bullet_list([f"`{c}`" for c in task.checks]),
-            )
+        except GitError as exc:
+            # This task cannot be merged as it stands; the others still can.
+            reason = f"could not merge: {exc}"
             updates[task.id] = TaskRecord(
-                id=task.id,
-                status="working",
-                round=rounds + 1,
-                refreshing=not refresh.clean,
-                feedback=f"merge conflict in {', '.join(paths)}",
-                job=new_job(
-                    "worker",
-                    session_id=record["worker_session"],
-                    directory=record["worktree"],
-                    agent=WORKER_AGENT,
-                    model=settings.worker_model,
-                    text=text,
-                ),
+                id=task.id, status="failed", reason=reason, finished_at=time.time()
             )
+            events.append(event("failed", f"{task.id}: {reason}", runtime, task=task.id))
             continue
         updates[task.id] = TaskRecord(
             id=task.id, status="merged", merge_sha=result.sha, finished_at=time.time()

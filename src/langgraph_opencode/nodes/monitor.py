@@ -28,7 +28,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from langgraph_opencode.errors import NotFoundError
+from langgraph_opencode.errors import NotFoundError, OpenCodeHTTPError
 from langgraph_opencode.graph.services import Services, services_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
@@ -40,6 +40,9 @@ __all__ = ["monitor"]
 
 _WATCHDOG = 5.0
 """With no event for this long, a session's state is read back from the server."""
+
+_ABORT_GRACE = 30.0
+"""How long an aborted session may still look busy before it counts as aborted anyway."""
 
 _BATCH = 0.2
 """After the first outcome, how long to collect others that end at the same time."""
@@ -56,6 +59,7 @@ class _Tracked:
     tools_running: set[str] = field(default_factory=set)
     message_usage: dict[str, tuple[int, float]] = field(default_factory=dict)
     abort_reason: str = ""
+    aborted_at: float = 0.0
     outcome: PromptOutcome | None = None
     asked: list[dict[str, Any]] = field(default_factory=list)
 
@@ -131,6 +135,7 @@ class _Monitor:
         if item.abort_reason:
             return
         item.abort_reason = reason
+        item.aborted_at = time.monotonic()
         self.events.append(
             event("aborted", f"{item.key or 'planner'}: {reason}", self.runtime, task=item.key)
         )
@@ -188,6 +193,19 @@ class _Monitor:
         return bool(item.asked)
 
     async def follow(self, item: _Tracked) -> None:
+        try:
+            await self._follow(item)
+        except OpenCodeHTTPError as exc:
+            # The server refuses something about this one session (e.g. it was
+            # deleted): end this prompt with that reason, not the whole run.
+            item.outcome = PromptOutcome(
+                kind="unknown",
+                session_id=item.job["session_id"],
+                error_message=f"the server answered {exc.status_code}: {exc.detail or exc}",
+            )
+            self.done.set()
+
+    async def _follow(self, item: _Tracked) -> None:
         client, job = self.services.client, item.job
         with self.services.hub.subscribe(session_ids={job["session_id"]}) as sub:
             state = await reconcile(client, job["session_id"], job["directory"], job["message_id"])
@@ -216,6 +234,7 @@ class _Monitor:
                     await self.abort(
                         item, f"the turn ran past turn_timeout ({self.settings.turn_timeout:g} s)"
                     )
+                    item.started = time.monotonic()  # a fresh limit for the abort to land
                     continue
                 if outcome.kind == "needs_input":
                     if await self.answer_permissions(item):
@@ -233,6 +252,19 @@ class _Monitor:
             await asyncio.sleep(tick)
             now = time.monotonic()
             for item in self.tracked:
+                if (
+                    item.outcome is None
+                    and item.abort_reason
+                    and now - item.aborted_at > _ABORT_GRACE
+                ):
+                    # The server still says busy long after the abort: stop
+                    # waiting for it and let the reviewer restart or fail the task.
+                    item.outcome = PromptOutcome(
+                        kind="aborted",
+                        session_id=item.job["session_id"],
+                        error_message=item.abort_reason,
+                    )
+                    self.done.set()
                 if item.outcome is not None or item.abort_reason:
                     continue
                 budget = self.settings.task_token_budget
@@ -257,16 +289,21 @@ class _Monitor:
     async def run(self) -> None:
         followers = [asyncio.create_task(self.follow(item)) for item in self.tracked]
         watcher = asyncio.create_task(self.watch())
+        done = asyncio.create_task(self.done.wait())
         try:
-            await self.done.wait()
-            await asyncio.sleep(_BATCH)
-            for task in followers:
-                if task.done() and task.exception() is not None:
+            # A follower or the watcher that fails (the server went away) ends
+            # the wait at once, so the error surfaces instead of a hang.
+            await asyncio.wait({done, watcher, *followers}, return_when=asyncio.FIRST_COMPLETED)
+            if self.done.is_set():
+                await asyncio.sleep(_BATCH)
+            for task in [*followers, watcher]:
+                if task.done() and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
-            for task in [*followers, watcher]:
-                task.cancel()
-            await asyncio.gather(*followers, watcher, return_exceptions=True)
+            everything: list[asyncio.Task[Any]] = [*followers, watcher, done]
+            for pending in everything:
+                pending.cancel()
+            await asyncio.gather(*followers, watcher, done, return_exceptions=True)
 
     def update(self) -> dict[str, Any]:
         tasks: dict[str, TaskRecord] = {}

@@ -24,7 +24,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
-from langgraph_opencode.errors import MergeConflict
+from langgraph_opencode.errors import (
+    EventStreamError,
+    LangGraphOpenCodeError,
+    MergeConflict,
+    OpenCodeConnectionError,
+)
 from langgraph_opencode.graph.services import services_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
@@ -147,9 +152,15 @@ class _Reviewer:
         checks = []
         for command in task.checks:
             result = await run_check(
-                command, Path(record["worktree"]), timeout=self.settings.check_timeout
+                command,
+                Path(record["worktree"]),
+                timeout=self.settings.check_timeout,
+                withhold={self.settings.password_env},
             )
             checks.append(check_summary(result))
+        # Checks may leave files behind (caches, build output); the work under
+        # review is what was committed above.
+        await self.run.discard_uncommitted(task.id)
         passed = sum(c["passed"] for c in checks)
         self.note("checked", f"{passed}/{len(checks)} checks pass", task.id)
         update = TaskRecord(id=task.id, commits=commits, checks=checks, refreshing=False)
@@ -277,5 +288,16 @@ async def review(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dic
     if not finished:
         return {}
     reviewer = _Reviewer(state, settings_of(runtime), runtime, await git_run(state))
-    results = await asyncio.gather(*(reviewer.process(t, r) for t, r in finished.items()))
+
+    async def process(task_id: str, record: TaskRecord) -> TaskRecord:
+        try:
+            return await reviewer.process(task_id, record)
+        except (OpenCodeConnectionError, EventStreamError):
+            raise  # the server is away: resuming later retries this task
+        except (LangGraphOpenCodeError, OSError) as exc:
+            reason = f"could not review the work: {type(exc).__name__}: {exc}"
+            reviewer.note("failed", reason, task_id)
+            return _failed(task_id, reason)
+
+    results = await asyncio.gather(*(process(t, r) for t, r in finished.items()))
     return {"tasks": {record["id"]: record for record in results}, "events": reviewer.events}

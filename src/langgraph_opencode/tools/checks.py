@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import IO
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DEFAULT_OUTPUT_CHARS", "CheckResult", "run_check"]
+__all__ = ["DEFAULT_OUTPUT_CHARS", "CheckResult", "run_check", "secret_like"]
 
 DEFAULT_OUTPUT_CHARS = 20_000
 """Default budget for the output kept from one check."""
@@ -51,6 +52,16 @@ class CheckResult(BaseModel):
         return self.exit_code == 0 and not self.timed_out
 
 
+_SECRET_NAMES = re.compile(
+    r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)", re.IGNORECASE
+)
+
+
+def secret_like(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret."""
+    return bool(_SECRET_NAMES.search(name))
+
+
 async def run_check(
     command: str,
     cwd: Path,
@@ -58,6 +69,7 @@ async def run_check(
     timeout: float,
     max_output_chars: int = DEFAULT_OUTPUT_CHARS,
     env: Mapping[str, str] | None = None,
+    withhold: Collection[str] = (),
     kill_grace: float = 2.0,
 ) -> CheckResult:
     """Run a shell command in ``cwd`` and report how it went.
@@ -69,6 +81,9 @@ async def run_check(
         max_output_chars: Keep about this many bytes of output: the first half
             and the last half, with a marker where the middle was cut.
         env: Variables added to (and overriding) the orchestrator's environment.
+        withhold: Names of variables of the orchestrator's environment the
+            command must not see, on top of those that look like secrets
+            (see [`secret_like`][]): checks are written by a model.
         kill_grace: Seconds between SIGTERM and SIGKILL after a timeout.
 
     Returns:
@@ -87,7 +102,14 @@ async def run_check(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=sink,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={
+                **{
+                    name: value
+                    for name, value in os.environ.items()
+                    if name not in withhold and not secret_like(name)
+                },
+                **(env or {}),
+            },
             start_new_session=True,
         )
         timed_out = False

@@ -163,6 +163,17 @@ class GitRun(MergingRun):
             files=split_z(files),
         )
 
+    async def discard_uncommitted(self, task_id: str) -> None:
+        """Put a task's worktree back to its last commit (tracked and untracked files).
+
+        For what acceptance checks leave behind (caches, build output) once the
+        task's work is committed; ignored files are kept. Never call it before
+        ``commit_all``: it deletes uncommitted work.
+        """
+        wt = await self.task_path(task_id)
+        await run_git(wt, "reset", "--quiet", "--hard", "HEAD")
+        await run_git(wt, "clean", "--quiet", "-fd")
+
     async def remove_task_worktree(
         self, task_id: str, *, force: bool = False, delete_branch: bool = False
     ) -> bool:

@@ -32,7 +32,14 @@ from langgraph_opencode.tools.opencode.models import (
     TokenUsage,
 )
 
-__all__ = ["SessionState", "judge_turn", "reconcile", "send_and_wait", "wait_for_outcome"]
+__all__ = [
+    "SessionState",
+    "judge_turn",
+    "prompt_arrived",
+    "reconcile",
+    "send_and_wait",
+    "wait_for_outcome",
+]
 
 _ERROR_KINDS: Mapping[str, OutcomeKind] = {
     "APIError": "api_error",
@@ -193,6 +200,17 @@ async def _recent_messages(
     ):
         messages = await client.messages(session_id, directory, limit=10_000)
     return messages
+
+
+async def prompt_arrived(
+    client: OpenCodeClient,
+    session_id: str,
+    directory: str | os.PathLike[str],
+    message_id: str,
+) -> bool:
+    """Whether the session has a message with this id (so the prompt must not be sent again)."""
+    messages = await _recent_messages(client, session_id, directory, message_id)
+    return any(m.info.id == message_id for m in messages)
 
 
 async def reconcile(
