@@ -19,6 +19,7 @@ __all__ = [
     "DIFF_SLOT",
     "check_summary",
     "event",
+    "failure",
     "git_run",
     "new_job",
     "plan_of",
@@ -120,6 +121,16 @@ def check_summary(result: CheckResult) -> dict[str, Any]:
         "duration_s": round(result.duration_s, 3),
         "output": output,
     }
+
+
+def failure(
+    task_id: str, reason: str, runtime: Runtime[RunSettings] | None
+) -> tuple[TaskRecord, dict[str, Any]]:
+    """A task's failure: its record update and the event saying why."""
+    record = TaskRecord(
+        id=task_id, status="failed", reason=reason, job=None, finished_at=time.time()
+    )
+    return record, event("failed", f"{task_id}: {reason}", runtime, task=task_id)
 
 
 def task_update(task_id: str, **fields: Any) -> dict[str, TaskRecord]:

@@ -28,6 +28,7 @@ from langgraph_opencode.graph.state import (
 )
 from langgraph_opencode.nodes._common import (
     event,
+    failure,
     git_run,
     new_job,
     plan_of,
@@ -67,20 +68,16 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
         # waiting for its merge; anything else would wait forever.
         if status[task_id] in ("working", "reviewing") and record.get("job") is None:
             reason = "lost track of its prompt (an internal error); its work is kept on its branch"
-            updates[task_id] = TaskRecord(
-                id=task_id, status="failed", reason=reason, finished_at=time.time()
-            )
-            events.append(event("failed", f"{task_id}: {reason}", runtime, task=task_id))
+            updates[task_id], note = failure(task_id, reason, runtime)
+            events.append(note)
     limit = settings.run_cost_budget
     if limit and float(state.get("cost") or 0.0) >= limit:
         # The money is spent: start nothing more (running work ends on its own).
         for task_id, task_status in status.items():
             if task_status == "pending" and task_id not in updates:
                 reason = f"not started: the run's cost budget (${limit:.2f}) is spent"
-                updates[task_id] = TaskRecord(
-                    id=task_id, status="failed", reason=reason, finished_at=time.time()
-                )
-                events.append(event("failed", f"{task_id}: {reason}", runtime, task=task_id))
+                updates[task_id], note = failure(task_id, reason, runtime)
+                events.append(note)
     active = sum(1 for t, s in status.items() if s in ACTIVE_STATUSES and t not in updates)
     slots = settings.max_parallel - active
     ready = [
@@ -97,10 +94,8 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             worktree = await run.create_task_worktree(task.id)
         except GitError as exc:
             reason = f"could not make its worktree: {exc}"
-            updates[task.id] = TaskRecord(
-                id=task.id, status="failed", reason=reason, finished_at=time.time()
-            )
-            events.append(event("failed", f"{task.id}: {reason}", runtime, task=task.id))
+            updates[task.id], note = failure(task.id, reason, runtime)
+            events.append(note)
             continue
         session_id = await services.tools.create_session.ainvoke(
             {
@@ -198,13 +193,10 @@ async def send(
             reason = f"the server refused the prompt: {refused}"
             if task_id is None:
                 update["error"] = reason
+                note = event("failed", f"planner: {reason}", runtime)
             else:
-                tasks[task_id] = TaskRecord(
-                    id=task_id, status="failed", job=None, reason=reason, finished_at=time.time()
-                )
-            update.setdefault("events", []).append(
-                event("failed", f"{task_id or 'planner'}: {reason}", runtime, task=task_id)
-            )
+                tasks[task_id], note = failure(task_id, reason, runtime)
+            update.setdefault("events", []).append(note)
             continue
         sent = PromptJob(**{**job, "sent": True})
         if task_id is None:

@@ -16,7 +16,14 @@ from langgraph.runtime import Runtime
 from langgraph_opencode.errors import GitError, MergeConflict
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
-from langgraph_opencode.nodes._common import event, git_run, new_job, plan_of, settings_of
+from langgraph_opencode.nodes._common import (
+    event,
+    failure,
+    git_run,
+    new_job,
+    plan_of,
+    settings_of,
+)
 from langgraph_opencode.plan import Task
 from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.git import GitRun
@@ -38,8 +45,7 @@ async def _send_back(
     rounds = int(record.get("round") or 0)
     if rounds >= settings.max_rework_rounds:
         reason = f"merge conflict in {', '.join(paths)} after {rounds} rework round(s)"
-        failed = TaskRecord(id=task.id, status="failed", reason=reason, finished_at=time.time())
-        return failed, event("failed", f"{task.id}: {reason}", runtime, task=task.id)
+        return failure(task.id, reason, runtime)
     refresh = await run.refresh(task.id)
     text = render(
         "conflict",
@@ -93,10 +99,8 @@ async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
         except GitError as exc:
             # This task cannot be merged as it stands; the others still can.
             reason = f"could not merge: {exc}"
-            updates[task.id] = TaskRecord(
-                id=task.id, status="failed", reason=reason, finished_at=time.time()
-            )
-            events.append(event("failed", f"{task.id}: {reason}", runtime, task=task.id))
+            updates[task.id], note = failure(task.id, reason, runtime)
+            events.append(note)
             continue
         updates[task.id] = TaskRecord(
             id=task.id, status="merged", merge_sha=result.sha, finished_at=time.time()

@@ -17,7 +17,6 @@ For each task whose prompt has ended:
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from langgraph_opencode.nodes._common import (
     DIFF_SLOT,
     check_summary,
     event,
+    failure,
     git_run,
     new_job,
     plan_of,
@@ -57,7 +57,7 @@ _RESTARTABLE = ("incomplete", "api_error")
 
 
 def _failed(task_id: str, reason: str) -> TaskRecord:
-    return TaskRecord(id=task_id, status="failed", reason=reason, job=None, finished_at=time.time())
+    return failure(task_id, reason, None)[0]  # its event is noted by the caller
 
 
 def _check_report(checks: list[dict[str, Any]], *, failing_only: bool) -> str:
