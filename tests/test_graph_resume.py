@@ -385,8 +385,10 @@ def after_merge() -> KillPoint:
         before_kill,
         nothing,
         after_resume,
-        # Killed in merge (not checkpointed yet), or after it in dispatch, send or monitor.
-        killed_before=(("merge",), ("dispatch",), ("send",), ("monitor",)),
+        # Killed in merge (not checkpointed yet), or after it in dispatch, send or
+        # monitor; or between merge's saved writes and the next checkpoint, when
+        # no node is pending and a resume applies those writes and goes on.
+        killed_before=(("merge",), ("dispatch",), ("send",), ("monitor",), ()),
     )
 
 
