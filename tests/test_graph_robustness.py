@@ -10,6 +10,7 @@ from langgraph_opencode import RunSettings, aorchestrate, aresume
 from langgraph_opencode.testing import (
     ScriptedModelServer,
     git,
+    one_task_plan,
     planner_returns,
     reviewer_says,
     worker_writes,
@@ -17,23 +18,6 @@ from langgraph_opencode.testing import (
 from langgraph_opencode.tools.opencode import OpenCodeServer
 
 pytestmark = pytest.mark.opencode
-
-
-def _plan(check: str) -> dict[str, object]:
-    return {
-        "objective": "one file",
-        "summary": "",
-        "tasks": [
-            {
-                "id": "one",
-                "title": "Write one",
-                "instructions": "Create one.py",
-                "depends_on": [],
-                "files": ["one.py"],
-                "checks": [check],
-            }
-        ],
-    }
 
 
 async def test_files_left_by_the_checks_do_not_block_the_merge(
@@ -47,7 +31,7 @@ async def test_files_left_by_the_checks_do_not_block_the_merge(
     report = await aorchestrate(
         "one file",
         repo=git_repo,
-        plan=_plan(check),
+        plan=one_task_plan(file="one.py", check=check),
         server_url=opencode_server.url,
         password=opencode_server.password,
     )
@@ -61,7 +45,7 @@ async def test_files_left_by_the_checks_do_not_block_the_merge(
 async def test_a_mistyped_answer_pauses_again_and_a_good_one_goes_on(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    plan = _plan("test -f one.py")
+    plan = one_task_plan(file="one.py")
     model.script(
         planner_returns(plan),
         worker_writes("one", {"one.py": "X = 1\n"}),

@@ -11,6 +11,7 @@ from langgraph_opencode import aorchestrate
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.testing import (
     ScriptedModelServer,
+    one_task_plan,
     reviewer_says,
     worker_writes,
 )
@@ -20,20 +21,7 @@ pytestmark = pytest.mark.opencode
 
 PROVIDER_KEY = "sk-test-provider-key-5e1f9a"
 
-PLAN = {
-    "objective": "one file",
-    "summary": "",
-    "tasks": [
-        {
-            "id": "one",
-            "title": "Write one",
-            "instructions": "Create one.txt",
-            "depends_on": [],
-            "files": ["one.txt"],
-            "checks": ["test -f one.txt"],
-        }
-    ],
-}
+PLAN = one_task_plan()
 
 
 def _files_under(root: Path) -> list[Path]:

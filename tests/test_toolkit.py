@@ -17,6 +17,7 @@ from langgraph_opencode.testing import (
     ScriptedModelServer,
     Step,
     Text,
+    one_task_plan,
     reviewer_says,
     worker_writes,
 )
@@ -74,20 +75,7 @@ class _ToolRuns(AsyncCallbackHandler):
 async def test_every_opencode_call_of_a_run_is_a_tool_run_in_the_trace(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
 ) -> None:
-    plan = {
-        "objective": "one file",
-        "summary": "",
-        "tasks": [
-            {
-                "id": "one",
-                "title": "Write one",
-                "instructions": "Create one.txt",
-                "depends_on": [],
-                "files": ["one.txt"],
-                "checks": ["test -f one.txt"],
-            }
-        ],
-    }
+    plan = one_task_plan()
     model.script(
         worker_writes("one", {"one.txt": "distinctive-7f3a\n"}), reviewer_says(True, task_id="one")
     )

@@ -26,7 +26,14 @@ Example:
     ```
 """
 
-from ._orchestration import fan_in_plan, planner_returns, reviewer_says, task_prompt, worker_writes
+from ._orchestration import (
+    fan_in_plan,
+    one_task_plan,
+    planner_returns,
+    reviewer_says,
+    task_prompt,
+    worker_writes,
+)
 from ._replies import (
     DropConnection,
     ErrorResponse,
@@ -72,6 +79,7 @@ __all__ = [
     "fan_in_plan",
     "git",
     "make_repo",
+    "one_task_plan",
     "planner_returns",
     "reviewer_says",
     "task_prompt",

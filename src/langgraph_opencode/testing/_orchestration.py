@@ -15,7 +15,36 @@ from langgraph_opencode.testing._replies import StructuredOutput, Text, ToolCall
 from langgraph_opencode.testing._script import Conversation, Step, TextMatcher
 from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVIEWER_PROMPT_HEADER
 
-__all__ = ["fan_in_plan", "planner_returns", "reviewer_says", "task_prompt", "worker_writes"]
+__all__ = [
+    "fan_in_plan",
+    "one_task_plan",
+    "planner_returns",
+    "reviewer_says",
+    "task_prompt",
+    "worker_writes",
+]
+
+
+def _task(task_id: str, depends_on: list[str], check: str, file: str) -> dict[str, Any]:
+    return {
+        "id": task_id,
+        "title": f"Write {task_id}",
+        "instructions": f"Create {file}",
+        "depends_on": depends_on,
+        "files": [file],
+        "checks": [check],
+    }
+
+
+def one_task_plan(
+    task_id: str = "one", *, file: str = "one.txt", check: str | None = None
+) -> dict[str, Any]:
+    """A plan of one task that writes ``file``; its check defaults to ``test -f <file>``."""
+    return {
+        "objective": "one file",
+        "summary": "",
+        "tasks": [_task(task_id, [], check or f"test -f {file}", file)],
+    }
 
 
 def fan_in_plan(first: str = "a", second: str = "b", last: str = "c") -> dict[str, Any]:
@@ -25,14 +54,7 @@ def fan_in_plan(first: str = "a", second: str = "b", last: str = "c") -> dict[st
     """
 
     def task(task_id: str, depends_on: list[str], check: str) -> dict[str, Any]:
-        return {
-            "id": task_id,
-            "title": f"Write {task_id}",
-            "instructions": f"Create {task_id}.txt",
-            "depends_on": depends_on,
-            "files": [f"{task_id}.txt"],
-            "checks": [check],
-        }
+        return _task(task_id, depends_on, check, f"{task_id}.txt")
 
     return {
         "objective": "three files",
