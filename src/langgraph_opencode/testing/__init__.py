@@ -34,6 +34,7 @@ from ._orchestration import (
     task_prompt,
     worker_writes,
 )
+from ._postgres import PostgresServer
 from ._replies import (
     DropConnection,
     ErrorResponse,
@@ -63,6 +64,7 @@ __all__ = [
     "Hang",
     "MalformedChunk",
     "Match",
+    "PostgresServer",
     "RecordedRequest",
     "Reply",
     "ReplyLike",
