@@ -157,6 +157,11 @@ async def _checkpointed_history(repo: Path, run_id: str) -> list[dict[str, Any]]
     return history[::-1]
 
 
+def markdown_of(events: list[dict[str, Any]], kind: str) -> str:
+    """The messages of the run-level events of one kind, one per line."""
+    return "\n".join(e["message"] for e in events if e["kind"] == kind and not e.get("task"))
+
+
 def _status_trail(history: list[dict[str, Any]], task_id: str) -> list[str]:
     """A task's statuses across the checkpoints, consecutive repeats collapsed."""
     trail: list[str] = []
@@ -232,12 +237,73 @@ async def test_three_tasks_two_in_parallel_are_merged_and_the_user_checkout_is_u
 
     assert _user_checkout(git_repo) == before
     assert any(e["kind"] == "warning" and "uncommitted" in e["message"] for e in events)
+    # Every merged task's check ran again on the merged work, and passed.
+    assert [(c["command"], c["passed"]) for c in report.integration_checks] == [
+        ("test -f a.txt", True),
+        ("test -f b.txt", True),
+        ("test -f a.txt && test -f b.txt && test -f c.txt", True),
+    ]
+    assert "3/3 checks pass" in markdown_of(events, "verified")
     assert report.left_behind == []
     assert json.loads(report.model_dump_json()) == json.loads(json.dumps(report.model_dump()))
     markdown = report.to_markdown()
     assert f"`{branch}`" in markdown
     assert f"git merge {branch}" in markdown
     assert report.take_it == f"git merge {branch}"
+
+
+# -- 1b. work that passes alone and fails together -------------------------------
+
+
+async def test_a_check_that_fails_on_the_merged_work_is_reported_and_the_cli_says_so(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    # Each task checks that the notes directory holds only its own note: true on
+    # each task's branch, false once both are merged.
+    only_one = "test $(ls notes | wc -l) -eq 1"
+    plan = _plan(
+        "Write two notes",
+        _task("a", ["notes/a.txt"], [f"test -f notes/a.txt && {only_one}"]),
+        _task("b", ["notes/b.txt"], [f"test -f notes/b.txt && {only_one}"]),
+    )
+    model.script(
+        worker_writes("a", {"notes/a.txt": "alpha\n"}),
+        worker_writes("b", {"notes/b.txt": "beta\n"}),
+        reviewer_says(True, repeat=True),
+    )
+    events: list[dict[str, Any]] = []
+
+    report = await _run("Write two notes", git_repo, opencode_server, events, plan=plan)
+
+    assert {t.id: t.status for t in report.tasks} == {"a": "merged", "b": "merged"}
+    assert all(c["passed"] for t in report.tasks for c in t.checks)
+    assert [c["passed"] for c in report.integration_checks] == [False, False]
+    assert len(report.integration_failures) == 2
+    verified = markdown_of(events, "verified")
+    assert "0/2 checks pass" in verified
+    assert f"test -f notes/a.txt && {only_one}" in verified
+    assert "0/2 checks pass with all the merged work together" in report.to_markdown()
+    assert "check(s) fail on" in markdown_of(events, "finished")
+    # The checks ran in the run's integration worktree and left it clean; the
+    # worktree is removed as usual.
+    assert report.left_behind == []
+
+    # Turned off, the merged work is not checked again.
+    model.script(
+        worker_writes("a", {"notes/a.txt": "alpha\n"}),
+        worker_writes("b", {"notes/b.txt": "beta\n"}),
+        reviewer_says(True, repeat=True),
+    )
+    quiet = await _run(
+        "Write two notes",
+        git_repo,
+        opencode_server,
+        [],
+        plan=plan,
+        settings=RunSettings(verify_integration=False),
+    )
+    assert quiet.status == "completed"
+    assert quiet.integration_checks == []
 
 
 # -- 2. rework after a failing check --------------------------------------------

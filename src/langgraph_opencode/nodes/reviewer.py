@@ -34,19 +34,18 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import (
     DIFF_SLOT,
-    check_summary,
     event,
     failure,
     git_run,
     new_job,
     plan_of,
     resend,
+    run_checks,
     settings_of,
 )
 from langgraph_opencode.plan import Plan, Task
 from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.review import Verdict, verdict_schema
-from langgraph_opencode.tools.checks import run_check
 from langgraph_opencode.tools.git import GitRun
 from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT, WORKER_AGENT
 
@@ -149,15 +148,7 @@ class _Reviewer:
         committed = await self.run.commit_all(task.id, message)
         if committed is not None:
             commits.append(committed.sha)
-        checks = []
-        for command in task.checks:
-            result = await run_check(
-                command,
-                Path(record["worktree"]),
-                timeout=self.settings.check_timeout,
-                withhold={self.settings.password_env},
-            )
-            checks.append(check_summary(result))
+        checks = await run_checks(task.checks, Path(record["worktree"]), self.settings)
         # Checks may leave files behind (caches, build output); the work under
         # review is what was committed above.
         await self.run.discard_uncommitted(task.id)

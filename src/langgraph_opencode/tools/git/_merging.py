@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from langgraph_opencode.errors import GitError, MergeConflict
@@ -162,6 +164,20 @@ class MergingRun(RunBase):
         wt = await self.task_path(task_id)
         if await merge_in_progress(wt):
             await run_git(wt, "merge", "--abort")
+
+    @contextlib.asynccontextmanager
+    async def integration_checkout(self) -> AsyncIterator[Path]:
+        """The integration worktree, clean at the branch's head, to run commands in.
+
+        No merge runs meanwhile; whatever the commands leave behind is removed after.
+        """
+        async with self._merge_lock:
+            wt = await self._ready_integration_worktree()
+            try:
+                yield wt
+            finally:
+                await run_git(wt, "reset", "--quiet", "--hard", "HEAD")
+                await run_git(wt, "clean", "--quiet", "-fd")
 
     async def _ready_integration_worktree(self) -> Path:
         start = await self.ensure_integration_branch()
