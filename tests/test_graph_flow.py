@@ -43,7 +43,8 @@ from langgraph_opencode.testing import (
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
-pytestmark = pytest.mark.opencode
+# The graph must never block the event loop (LangGraph Server refuses runs that do).
+pytestmark = [pytest.mark.opencode, pytest.mark.usefixtures("no_blocking_calls")]
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

@@ -9,6 +9,7 @@ the report, so no work is ever deleted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from typing import Any
@@ -127,7 +128,7 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
         integration_checks=integration_checks,
     )
     if run is not None:
-        report.files = [str(p) for p in write_report(report, run.run_dir)]
+        report.files = [str(p) for p in await asyncio.to_thread(write_report, report, run.run_dir)]
     summary = f"run {status}: {merged}/{len(tasks)} tasks merged"
     if failing:
         summary += f"; {failing} check(s) fail on {branch}"

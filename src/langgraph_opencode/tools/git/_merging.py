@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -193,7 +194,7 @@ class MergingRun(RunBase):
         # lock file here was left by a git command killed with the orchestrator.
         gitdir = Path((await run_git(wt, "rev-parse", "--absolute-git-dir")).stdout.strip())
         for stale in ("index.lock", "HEAD.lock"):
-            (gitdir / stale).unlink(missing_ok=True)
+            await asyncio.to_thread((gitdir / stale).unlink, missing_ok=True)
         if await merge_in_progress(wt):  # left by a crash in the middle of a merge
             await run_git(wt, "merge", "--abort")
         if await status_entries(wt):
