@@ -34,6 +34,7 @@ from langgraph_opencode.testing import (
     Text,
     ToolCall,
     ToolCalls,
+    clashing_notes_plan,
     git,
     planner_returns,
     reviewer_says,
@@ -256,45 +257,42 @@ async def test_three_tasks_two_in_parallel_are_merged_and_the_user_checkout_is_u
 # -- 1b. work that passes alone and fails together -------------------------------
 
 
-async def test_a_check_that_fails_on_the_merged_work_is_reported_and_the_cli_says_so(
-    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
-) -> None:
-    # Each task checks that the notes directory holds only its own note: true on
-    # each task's branch, false once both are merged.
-    only_one = "test $(ls notes | wc -l) -eq 1"
-    plan = _plan(
-        "Write two notes",
-        _task("a", ["notes/a.txt"], [f"test -f notes/a.txt && {only_one}"]),
-        _task("b", ["notes/b.txt"], [f"test -f notes/b.txt && {only_one}"]),
-    )
+def _script_notes(model: ScriptedModelServer) -> None:
     model.script(
         worker_writes("a", {"notes/a.txt": "alpha\n"}),
         worker_writes("b", {"notes/b.txt": "beta\n"}),
         reviewer_says(True, repeat=True),
     )
+
+
+async def test_a_check_that_fails_on_the_merged_work_is_reported(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    plan = clashing_notes_plan()
+    commands = [t["checks"][0] for t in plan["tasks"]]
+    _script_notes(model)
     events: list[dict[str, Any]] = []
 
     report = await _run("Write two notes", git_repo, opencode_server, events, plan=plan)
 
     assert {t.id: t.status for t in report.tasks} == {"a": "merged", "b": "merged"}
     assert all(c["passed"] for t in report.tasks for c in t.checks)
-    assert [c["passed"] for c in report.integration_checks] == [False, False]
+    assert [(c["command"], c["passed"]) for c in report.integration_checks] == [
+        (commands[0], False),
+        (commands[1], False),
+    ]
     assert len(report.integration_failures) == 2
     verified = markdown_of(events, "verified")
     assert "0/2 checks pass" in verified
-    assert f"test -f notes/a.txt && {only_one}" in verified
+    assert commands[0] in verified
     assert "0/2 checks pass with all the merged work together" in report.to_markdown()
-    assert "check(s) fail on" in markdown_of(events, "finished")
+    assert "2 check(s) fail on" in markdown_of(events, "finished")
     # The checks ran in the run's integration worktree and left it clean; the
     # worktree is removed as usual.
     assert report.left_behind == []
 
     # Turned off, the merged work is not checked again.
-    model.script(
-        worker_writes("a", {"notes/a.txt": "alpha\n"}),
-        worker_writes("b", {"notes/b.txt": "beta\n"}),
-        reviewer_says(True, repeat=True),
-    )
+    _script_notes(model)
     quiet = await _run(
         "Write two notes",
         git_repo,

@@ -27,6 +27,7 @@ Example:
 """
 
 from ._orchestration import (
+    clashing_notes_plan,
     fan_in_plan,
     one_task_plan,
     planner_returns,
@@ -78,6 +79,7 @@ __all__ = [
     "ToolCalls",
     "ToolResult",
     "Usage",
+    "clashing_notes_plan",
     "fan_in_plan",
     "git",
     "make_repo",

@@ -16,6 +16,7 @@ from langgraph_opencode.testing._script import Conversation, Step, TextMatcher
 from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVIEWER_PROMPT_HEADER
 
 __all__ = [
+    "clashing_notes_plan",
     "fan_in_plan",
     "one_task_plan",
     "planner_returns",
@@ -44,6 +45,24 @@ def one_task_plan(
         "objective": "one file",
         "summary": "",
         "tasks": [_task(task_id, [], check or f"test -f {file}", file)],
+    }
+
+
+def clashing_notes_plan() -> dict[str, Any]:
+    """Two independent tasks whose work passes its checks alone and fails them together.
+
+    Task ``a`` writes ``notes/a.txt``, task ``b`` writes ``notes/b.txt``; each
+    check wants its own note to be the only one. Script them with
+    ``worker_writes("a", {"notes/a.txt": ...})`` and the same for ``b``.
+    """
+    only_one = "test $(ls notes | wc -l) -eq 1"
+    return {
+        "objective": "two notes",
+        "summary": "",
+        "tasks": [
+            _task(t, [], f"test -f notes/{t}.txt && {only_one}", f"notes/{t}.txt")
+            for t in ("a", "b")
+        ],
     }
 
 
