@@ -28,6 +28,7 @@ Example:
 
 from ._orchestration import (
     fan_in_plan,
+    independent_plan,
     one_task_plan,
     planner_returns,
     reviewer_says,
@@ -78,6 +79,7 @@ __all__ = [
     "Usage",
     "fan_in_plan",
     "git",
+    "independent_plan",
     "make_repo",
     "one_task_plan",
     "planner_returns",

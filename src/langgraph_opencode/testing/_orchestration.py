@@ -17,6 +17,7 @@ from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVI
 
 __all__ = [
     "fan_in_plan",
+    "independent_plan",
     "one_task_plan",
     "planner_returns",
     "reviewer_says",
@@ -25,14 +26,14 @@ __all__ = [
 ]
 
 
-def _task(task_id: str, depends_on: list[str], check: str, file: str) -> dict[str, Any]:
+def _task(task_id: str, depends_on: list[str], check: str | None, file: str) -> dict[str, Any]:
     return {
         "id": task_id,
         "title": f"Write {task_id}",
         "instructions": f"Create {file}",
         "depends_on": depends_on,
         "files": [file],
-        "checks": [check],
+        "checks": [check] if check else [],
     }
 
 
@@ -45,6 +46,17 @@ def one_task_plan(
         "summary": "",
         "tasks": [_task(task_id, [], check or f"test -f {file}", file)],
     }
+
+
+def independent_plan(task_ids: Iterable[str], *, checks: bool = False) -> dict[str, Any]:
+    """A plan of independent tasks: each writes ``<id>.txt``.
+
+    Args:
+        task_ids: The tasks' ids.
+        checks: Give each task the check ``test -f <id>.txt`` (else no checks).
+    """
+    tasks = [_task(t, [], f"test -f {t}.txt" if checks else None, f"{t}.txt") for t in task_ids]
+    return {"objective": f"{len(tasks)} files", "summary": "independent tasks", "tasks": tasks}
 
 
 def fan_in_plan(first: str = "a", second: str = "b", last: str = "c") -> dict[str, Any]:
