@@ -61,10 +61,15 @@ _IDLE = "idle"
 
 
 class _Signals:
-    """When the orchestrator's event hub received each session's busy and idle signals."""
+    """When the orchestrator's event hub received each session's prompts, busy and idle signals.
+
+    A prompt is marked by its user message's first ``message.updated``: the
+    server accepted it (a new directory may boot for a while before ``busy``).
+    """
 
     def __init__(self) -> None:
         self.by_session: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        self.prompts: set[Any] = set()
 
     def on_event(self, event: Event) -> None:
         sid = event.session_id
@@ -75,6 +80,11 @@ class _Signals:
         elif event.type == "session.status":
             kind = str((event.properties.get("status") or {}).get("type"))
             self.by_session[sid].append((time.perf_counter(), kind))
+        elif event.type == "message.updated":
+            info = event.properties.get("info") or {}
+            if info.get("role") == "user" and info.get("id") not in self.prompts:
+                self.prompts.add(info.get("id"))
+                self.by_session[sid].append((time.perf_counter(), "prompt"))
 
     def first_idle_before(self, sid: str, at: float) -> float | None:
         """The first idle signal of the last idle stretch before ``at``."""
@@ -94,9 +104,11 @@ class _ActTimes:
 
     def __init__(self) -> None:
         self.acted: dict[tuple[str, str], float] = {}
+        self.steps: list[tuple[float, str]] = []
 
-    def saw(self, writes: Sequence[tuple[str, Any]]) -> None:
+    def saw(self, writes: Sequence[tuple[str, Any]], task_path: str) -> None:
         now = time.perf_counter()
+        self.steps.append((now, task_path.split(",")[-1].strip() or "?"))
         for channel, value in writes:
             jobs: list[Any] = []
             if channel == "tasks" and isinstance(value, dict):
@@ -117,7 +129,7 @@ def _timed_saver(acts: _ActTimes) -> type[AsyncSqliteSaver]:
             task_id: str,
             task_path: str = "",
         ) -> None:
-            acts.saw(writes)
+            acts.saw(writes, task_path)
             await super().aput_writes(config, writes, task_id, task_path)
 
     return TimedSaver
@@ -165,10 +177,15 @@ async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
         )
     wall = time.perf_counter() - began
     detection = []
+    slowest: list[tuple[float, list[str]]] = []
     for (sid, _message), acted in acts.acted.items():
         idle = signals.first_idle_before(sid, acted)
         if idle is not None:
             detection.append(acted - idle)
+            # The nodes that saved their writes meanwhile: where the time went.
+            between = [f"{n}@{(t - idle) * 1000:.0f}" for t, n in acts.steps if idle < t <= acted]
+            slowest.append((acted - idle, between))
+    slowest.sort(reverse=True)
     turns = 0.0
     for marks in signals.by_session.values():
         busy: float | None = None
@@ -184,6 +201,7 @@ async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
         "status": report.status,
         "ok": merged,
         "detection_s": detection,
+        "slowest_detections": slowest[:3],
         "turns_s": turns,
         "db_bytes": db.stat().st_size
         + sum(p.stat().st_size for p in db.parent.glob(db.name + "-*")),

@@ -127,6 +127,14 @@ def report(results: dict[tuple[int, str], dict[str, Any]], parallel: int) -> lis
     if pooled:
         rows.append(_detection_row("all", pooled))
     table(["N", "turns", "p50", "p95", "min", "max", "mean"], rows)
+    for n in ns:
+        graph = results.get((n, "graph"))
+        for latency, steps in (graph or {}).get("slowest_detections", []):
+            print(
+                f"  N={n} slow detection {latency * 1000:.0f} ms; steps saved meanwhile "
+                f"(node@ms after idle): {' '.join(steps) or 'none'}"
+            )
+    print()
 
     print("Memory and checkpoints:")
     print()
