@@ -8,7 +8,8 @@ one JSON line of figures. The parent scripted the model.
 * ``graph``: :func:`langgraph_opencode.aorchestrate` with the plan given, or
   (``planner``) asked of the planner; the default SQLite checkpointer file.
 * ``direct``: the floor. The same worktrees (the project's git tools), the
-  same sessions and the same worker prompts, with plain asyncio under the same
+  same sessions and the same worker prompts (the dispatcher's
+  ``worker_prompt``, every other task listed), with plain asyncio under the same
   concurrency limit; completion is detected through the server's events with
   the project's ``send_and_wait``. Nothing is committed, merged or checkpointed.
 * ``polling``: the same work, but completion is detected as in the project's
@@ -42,8 +43,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_opencode import RunSettings, aorchestrate
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.nodes.dispatcher import worker_prompt
 from langgraph_opencode.plan import Plan, parse_plan
-from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode import (
     WORKER_AGENT,
@@ -135,26 +136,6 @@ def _timed_saver(acts: _ActTimes) -> type[AsyncSqliteSaver]:
     return TimedSaver
 
 
-def _worker_prompt(plan: Plan, task_id: str) -> str:
-    """The worker prompt the graph's dispatcher sends (every other task listed)."""
-    task = plan.task(task_id)
-    others = [
-        f"`{o.id}`: {o.title}" + (f" (files: {', '.join(o.files)})" if o.files else "")
-        for o in plan.tasks
-        if o.id != task.id
-    ]
-    return render(
-        "worker",
-        objective=plan.objective,
-        task_id=task.id,
-        title=task.title,
-        instructions=task.instructions,
-        files=bullet_list(task.files),
-        checks=bullet_list([f"`{c}`" for c in task.checks]),
-        other_tasks=bullet_list(others),
-    )
-
-
 async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
     repo = await Repo.open(args["repo"])
     settings = RunSettings(
@@ -228,7 +209,7 @@ async def _direct(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
                     hub,
                     session.id,
                     worktree.path,
-                    _worker_prompt(plan, task_id),
+                    worker_prompt(plan, plan.task(task_id)),
                     agent=WORKER_AGENT,
                 )
                 if not outcome.ok:
@@ -253,7 +234,10 @@ async def _polling(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
                 worktree = await run.create_task_worktree(task_id)
                 session = await client.create_session(worktree.path, title=f"task {task_id}")
                 message = await client.prompt_async(
-                    session.id, worktree.path, _worker_prompt(plan, task_id), agent=WORKER_AGENT
+                    session.id,
+                    worktree.path,
+                    worker_prompt(plan, plan.task(task_id)),
+                    agent=WORKER_AGENT,
                 )
                 running[task_id] = (session.id, worktree.path, message)
             await asyncio.sleep(POLL_INTERVAL)
