@@ -23,6 +23,9 @@ from langgraph_opencode.tools.opencode import (
     send_and_wait,
 )
 
+_ROOT = Path(__file__).resolve().parent.parent
+"""Where ``bench`` is importable from, for the child processes."""
+
 
 def machine() -> str:
     """Date, platform, CPU count and load, for the tables' headers."""
@@ -110,6 +113,7 @@ async def run_child(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        cwd=_ROOT,
     )
     out, err = await child.communicate()
     if child.returncode != 0:

@@ -131,7 +131,7 @@ def report(results: dict[tuple[int, str], dict[str, Any]], parallel: int) -> lis
         graph = results.get((n, "graph"))
         for latency, steps in (graph or {}).get("slowest_detections", []):
             print(
-                f"  N={n} slow detection {latency * 1000:.0f} ms; steps saved meanwhile "
+                f"- N={n} slow detection {latency * 1000:.0f} ms; steps saved meanwhile "
                 f"(node@ms after idle): {' '.join(steps) or 'none'}"
             )
     print()
