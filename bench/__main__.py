@@ -1,7 +1,8 @@
 """Run the benchmarks and print a markdown table per benchmark.
 
-``python -m bench`` (``make bench``) runs them all (about 10 minutes on two
-cores); ``--only`` picks some, ``--quick`` is a smoke run with small sizes::
+``python -m bench`` (``make bench``) runs them all (27 minutes on the two
+cores under heavy load, far less on a quiet machine); ``--only`` picks some,
+``--quick`` is a smoke run with small sizes (3 to 4 minutes)::
 
     python -m bench --only scaling --n 1,8,32 --parallel 4
     python -m bench --quick
