@@ -12,6 +12,7 @@ arrived, so a resumed run never sends the same prompt twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -35,12 +36,12 @@ from langgraph_opencode.nodes._common import (
     prompt_text,
     settings_of,
 )
-from langgraph_opencode.plan import blocked_by_failure, ready_tasks
+from langgraph_opencode.plan import Plan, Task, blocked_by_failure, ready_tasks
 from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
 from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
-__all__ = ["ACTIVE_STATUSES", "dispatch", "send"]
+__all__ = ["ACTIVE_STATUSES", "dispatch", "send", "worker_prompt"]
 
 ACTIVE_STATUSES = frozenset({"working", "checking", "reviewing", "approved"})
 
@@ -104,22 +105,8 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 "parent_id": state.get("planner_session"),
             }
         )
-        others = [
-            f"`{other.id}`: {other.title}"
-            + (f" (files: {', '.join(other.files)})" if other.files else "")
-            for other in plan.tasks
-            if other.id != task.id and status.get(other.id) not in TERMINAL_STATUSES
-        ]
-        text = render(
-            "worker",
-            objective=plan.objective,
-            task_id=task.id,
-            title=task.title,
-            instructions=task.instructions,
-            files=bullet_list(task.files),
-            checks=bullet_list([f"`{c}`" for c in task.checks]),
-            other_tasks=bullet_list(others),
-        )
+        finished = {t for t, s in status.items() if s in TERMINAL_STATUSES}
+        text = worker_prompt(plan, task, finished=finished)
         updates[task.id] = TaskRecord(
             id=task.id,
             status="working",
@@ -141,6 +128,26 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             event("dispatched", f"{task.id} started in {worktree.branch}", runtime, task=task.id)
         )
     return {"tasks": updates, "events": events}
+
+
+def worker_prompt(plan: Plan, task: Task, *, finished: Collection[str] = ()) -> str:
+    """A task's first worker prompt; it lists the other tasks not ``finished``, with their files."""
+    others = [
+        f"`{other.id}`: {other.title}"
+        + (f" (files: {', '.join(other.files)})" if other.files else "")
+        for other in plan.tasks
+        if other.id != task.id and other.id not in finished
+    ]
+    return render(
+        "worker",
+        objective=plan.objective,
+        task_id=task.id,
+        title=task.title,
+        instructions=task.instructions,
+        files=bullet_list(task.files),
+        checks=bullet_list([f"`{c}`" for c in task.checks]),
+        other_tasks=bullet_list(others),
+    )
 
 
 def _unsent(state: OrchestratorState) -> list[tuple[str | None, PromptJob]]:

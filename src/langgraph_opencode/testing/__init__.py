@@ -29,6 +29,7 @@ Example:
 from ._orchestration import (
     clashing_notes_plan,
     fan_in_plan,
+    independent_plan,
     one_task_plan,
     planner_returns,
     reviewer_says,
@@ -82,6 +83,7 @@ __all__ = [
     "clashing_notes_plan",
     "fan_in_plan",
     "git",
+    "independent_plan",
     "make_repo",
     "one_task_plan",
     "planner_returns",

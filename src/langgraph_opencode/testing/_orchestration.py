@@ -18,6 +18,7 @@ from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVI
 __all__ = [
     "clashing_notes_plan",
     "fan_in_plan",
+    "independent_plan",
     "one_task_plan",
     "planner_returns",
     "reviewer_says",
@@ -26,14 +27,14 @@ __all__ = [
 ]
 
 
-def _task(task_id: str, depends_on: list[str], check: str, file: str) -> dict[str, Any]:
+def _task(task_id: str, depends_on: list[str], check: str | None, file: str) -> dict[str, Any]:
     return {
         "id": task_id,
         "title": f"Write {task_id}",
         "instructions": f"Create {file}",
         "depends_on": depends_on,
         "files": [file],
-        "checks": [check],
+        "checks": [check] if check else [],
     }
 
 
@@ -64,6 +65,17 @@ def clashing_notes_plan() -> dict[str, Any]:
             for t in ("a", "b")
         ],
     }
+
+
+def independent_plan(task_ids: Iterable[str], *, checks: bool = False) -> dict[str, Any]:
+    """A plan of independent tasks: each writes ``<id>.txt``.
+
+    Args:
+        task_ids: The tasks' ids.
+        checks: Give each task the check ``test -f <id>.txt`` (else no checks).
+    """
+    tasks = [_task(t, [], f"test -f {t}.txt" if checks else None, f"{t}.txt") for t in task_ids]
+    return {"objective": f"{len(tasks)} files", "summary": "independent tasks", "tasks": tasks}
 
 
 def fan_in_plan(first: str = "a", second: str = "b", last: str = "c") -> dict[str, Any]:
