@@ -165,6 +165,7 @@ class SessionState(BaseModel):
         outcome: How the tracked turn ended, when the session is idle.
         permissions: Permission requests the session is waiting on.
         questions: Questions the session is waiting on.
+        answers: The tracked turn's assistant messages so far, oldest first.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -176,6 +177,7 @@ class SessionState(BaseModel):
     outcome: PromptOutcome | None = None
     permissions: list[PermissionRequest] = []
     questions: list[QuestionRequest] = []
+    answers: list[Message] = []
 
     @property
     def needs_prompt(self) -> bool:
@@ -235,7 +237,7 @@ async def reconcile(
     permissions = [p for p in await client.permissions(directory) if p.session_id == session_id]
     questions = [q for q in await client.questions(directory) if q.session_id == session_id]
     messages = await _recent_messages(client, session_id, directory, user_message_id)
-    present, _ = _turn(messages, user_message_id)
+    present, answers = _turn(messages, user_message_id)
     idle = status is None or status.type == "idle"
     return SessionState(
         session_id=session_id,
@@ -245,6 +247,7 @@ async def reconcile(
         outcome=judge_turn(session_id, messages, user_message_id, idle=idle),
         permissions=permissions,
         questions=questions,
+        answers=answers,
     )
 
 
