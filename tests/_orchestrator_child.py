@@ -1,0 +1,320 @@
+"""The orchestrator as a child process that tests kill, and what they check afterwards.
+
+Shared by the crash tests (``test_graph_resume``, ``test_reliability_crash``).
+The child is ``tests/_orchestrator_process.py``; it prints ``EVENT <json>``
+lines and, at the end, ``REPORT <json>``. Its checkpoints go to the default
+SQLite file in the repository's ``.git``, which :func:`checkpointed_next` reads
+to tell where a kill landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from langgraph_opencode.api import checkpoint_path
+from langgraph_opencode.graph.builder import compile_graph
+from langgraph_opencode.testing import (
+    Conversation,
+    Hang,
+    RecordedRequest,
+    ScriptedModelServer,
+    ScriptEntry,
+    git,
+    task_prompt,
+)
+from langgraph_opencode.tools.git import Repo
+from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVIEWER_PROMPT_HEADER
+from langgraph_opencode.tools.opencode.server import OpenCodeServer
+
+HELPER = Path(__file__).with_name("_orchestrator_process.py")
+PASSWORD_ENV = "LGOC_TEST_OPENCODE_PASSWORD"  # as in _orchestrator_process.py
+SETTINGS_ENV = "LGOC_TEST_SETTINGS"  # as in _orchestrator_process.py
+TIMEOUT = 60.0
+"""Bound of every wait for something the run does."""
+
+
+# -- the orchestrator's process --------------------------------------------------
+
+
+@dataclass
+class Child:
+    """One orchestrator process and what it printed."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    stderr_path: Path
+    lines: list[str] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def read(self) -> None:
+        assert self.process.stdout is not None
+        try:
+            async for raw in self.process.stdout:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self.changed.set()
+        finally:
+            self.changed.set()  # the output ended: wake any waiter
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The events printed so far."""
+        return [
+            json.loads(line.removeprefix("EVENT "))
+            for line in self.lines
+            if line.startswith("EVENT ")
+        ]
+
+    @property
+    def report(self) -> dict[str, Any] | None:
+        for line in reversed(self.lines):
+            if line.startswith("REPORT "):
+                return json.loads(line.removeprefix("REPORT "))  # type: ignore[no-any-return]
+        return None
+
+    def output(self) -> str:
+        stderr = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        return (
+            f"--- {self.name} stdout\n" + "\n".join(self.lines) + f"\n--- stderr\n{stderr[-4000:]}"
+        )
+
+    async def printed(self, what: str, where: Callable[[dict[str, Any]], bool]) -> None:
+        """Wait until the child prints an event that ``where`` accepts."""
+        deadline = time.monotonic() + TIMEOUT
+        while not any(where(e) for e in self.events):
+            if self.process.returncode is not None or (self.reader and self.reader.done()):
+                pytest.fail(f"{self.name} ended before it printed {what}\n{self.output()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"{self.name} did not print {what} within {TIMEOUT} s\n{self.output()}")
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    async def crash(self) -> None:
+        """SIGKILL the orchestrator's process, as a crash would.
+
+        Only that process: a git command it started runs to its end, as it
+        would after a real crash of the orchestrator.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+        await self._drain()
+
+    async def cleanup(self) -> None:
+        """Kill the process and whatever it started and left behind (its process group)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
+        await self._drain()
+
+    async def _drain(self) -> None:
+        if self.reader is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.reader), TIMEOUT)
+
+    async def finish(self, timeout: float) -> int:
+        try:
+            code = await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            await self.cleanup()
+            pytest.fail(f"{self.name} did not finish within {timeout} s\n{self.output()}")
+        if self.reader is not None:
+            await self.reader
+        return code
+
+
+async def spawn(
+    name: str,
+    tmp_path: Path,
+    server: OpenCodeServer,
+    *args: str,
+    settings: Mapping[str, Any] | None = None,
+) -> Child:
+    """Start the orchestrator helper; the password goes through the environment.
+
+    ``settings`` are ``RunSettings`` fields for the child (JSON through the environment).
+    """
+    env = {**os.environ, PASSWORD_ENV: server.password.get_secret_value()}
+    if settings:
+        env[SETTINGS_ENV] = json.dumps(dict(settings))
+    stderr_path = tmp_path / f"{name}.stderr"
+    with stderr_path.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(HELPER),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            start_new_session=True,  # its own process group, to kill what it started too
+        )
+    child = Child(name, process, stderr_path)
+    child.reader = asyncio.create_task(child.read())
+    return child
+
+
+@contextlib.asynccontextmanager
+async def cleaning_up(children: list[Child], hangs: Iterable[Hang]) -> Any:
+    """On the way out, release every hang and kill every child; on failure show their output."""
+    try:
+        yield
+    except BaseException:
+        for child in children:
+            await child.cleanup()
+            print(child.output())  # shown in the failure report
+        raise
+    finally:
+        for hang in hangs:
+            hang.release()  # a failed test must not leave OpenCode waiting on the model
+        for child in children:
+            await child.cleanup()
+
+
+# -- waiting for the run, from outside --------------------------------------------
+
+
+async def hanging(*hangs: Hang) -> None:
+    """Wait until a model request hangs on each of ``hangs``."""
+    for hang in hangs:
+        if not await asyncio.to_thread(hang.wait_until_hanging, TIMEOUT):
+            pytest.fail(f"no request hung on {hang} within {TIMEOUT} s")
+
+
+async def requested(model: ScriptedModelServer, where: Callable[[RecordedRequest], bool]) -> None:
+    """Wait until the model received a request that ``where`` accepts."""
+    await asyncio.to_thread(model.wait_for_requests, 1, where=where, timeout=TIMEOUT)
+
+
+async def until(what: str, condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``condition`` (git refs, session status) in a bounded loop."""
+    deadline = time.monotonic() + TIMEOUT
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {TIMEOUT} s for {what}")
+        await asyncio.sleep(0.02)
+
+
+def review_request(task_id: str) -> Callable[[RecordedRequest], bool]:
+    def where(record: RecordedRequest) -> bool:
+        request = record.request if record.is_chat else None
+        return (
+            request is not None
+            and REVIEWER_PROMPT_HEADER in request.system
+            and f"Review task `{task_id}`" in request.last_user_text
+        )
+
+    return where
+
+
+def worker_session(model: ScriptedModelServer, task_id: str) -> str:
+    for key, records in model.conversations().items():
+        if task_prompt(task_id) in records[0].request.first_user_text:
+            return key
+    raise AssertionError(f"no worker session of task {task_id} reached the model")
+
+
+async def has_file(repo: Path, branch: str, path: str) -> bool:
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        "-C",
+        str(repo),
+        "cat-file",
+        "-e",
+        f"refs/heads/{branch}:{path}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await process.wait() == 0
+
+
+async def checkpointed_state(repo: Path, run_id: str) -> Any:
+    """The run's last checkpoint (a LangGraph ``StateSnapshot``)."""
+    async with AsyncSqliteSaver.from_conn_string(
+        str(checkpoint_path(await Repo.open(repo)))
+    ) as saver:
+        return await compile_graph(saver).aget_state({"configurable": {"thread_id": run_id}})
+
+
+async def checkpointed_next(repo: Path, run_id: str) -> tuple[str, ...]:
+    """The nodes the run's last checkpoint would run next (what a resume starts with)."""
+    return tuple((await checkpointed_state(repo, run_id)).next)
+
+
+def hangs_of(script: Iterable[ScriptEntry]) -> list[Hang]:
+    """Every :class:`Hang` reply in a script."""
+    replies = []
+    for entry in script:
+        steps = entry.steps if isinstance(entry, Conversation) else (entry,)
+        replies += [s.reply for s in steps]
+    return [r for r in replies if isinstance(r, Hang)]
+
+
+# -- what every crashed run must show ----------------------------------------------
+
+
+def assert_no_prompt_twice(model: ScriptedModelServer) -> None:
+    """No prompt reached the model twice: not in one session, not in two."""
+    for session, texts in model.prompts().items():
+        repeated = [text[:60] for text, n in Counter(texts).items() if n > 1]
+        assert not repeated, f"session {session} got a prompt twice: {repeated}"
+    repeated = [text[:60] for text, n in Counter(model.all_prompts()).items() if n > 1]
+    assert not repeated, f"prompts sent to two sessions: {repeated}"
+
+
+def assert_all_merged(
+    report: Mapping[str, Any], repo: Path, contents: Mapping[str, str], output: str = ""
+) -> None:
+    """The run completed, every task merged, each file on the integration branch.
+
+    ``contents`` maps task ids to the content of ``<id>.txt``.
+    """
+    assert report["status"] == "completed", output
+    assert {t["id"]: t["status"] for t in report["tasks"]} == dict.fromkeys(contents, "merged")
+    for task_id, content in contents.items():
+        assert git(repo, "show", f"{report['integration_branch']}:{task_id}.txt") == content
+
+
+def assert_nothing_left_behind(report: Mapping[str, Any], repo: Path) -> None:
+    """Every extra worktree and unmerged run branch that git shows is named in the report."""
+    named = "\n".join(report["left_behind"])
+    worktrees = [
+        line.removeprefix("worktree ")
+        for line in git(repo, "worktree", "list", "--porcelain").splitlines()
+        if line.startswith("worktree ")
+    ]
+    unnamed = [w for w in worktrees if Path(w) != repo and w not in named]
+    integration = report["integration_branch"]
+    unmerged = git(
+        repo, "branch", "--format=%(refname:short)", "--no-merged", integration, "--list", "lgoc/*"
+    ).split()
+    unnamed += [b for b in unmerged if b not in named]
+    assert not unnamed, f"left behind and not named in the report: {unnamed}"
+
+
+def sessions_by_role(model: ScriptedModelServer) -> Counter[str]:
+    """How many sessions reached the model: ``planner``, ``worker <id>``, ``reviewer <id>``."""
+    roles: Counter[str] = Counter()
+    for records in model.conversations().values():
+        request = records[0].request
+        if PLANNER_PROMPT_HEADER in request.system:
+            roles["planner"] += 1
+            continue
+        role = "reviewer" if REVIEWER_PROMPT_HEADER in request.system else "worker"
+        roles[f"{role} {request.first_user_text.split('`')[1]}"] += 1
+    return roles
