@@ -149,6 +149,9 @@ class _Reviewer:
         committed = await self.run.commit_all(task.id, message)
         if committed is not None:
             commits.append(committed.sha)
+        # Commits not on record: the worker's own, or one made here before a
+        # crash lost the record of it (the resumed run finds nothing to commit).
+        commits += [sha for sha in await self.run.unmerged_commits(task.id) if sha not in commits]
         checks = []
         for command in task.checks:
             result = await run_check(
