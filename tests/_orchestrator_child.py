@@ -31,8 +31,14 @@ from langgraph_opencode.testing import (
     Conversation,
     Hang,
     RecordedRequest,
+    Reply,
     ScriptedModelServer,
     ScriptEntry,
+    Step,
+    StructuredOutput,
+    Text,
+    ToolCall,
+    ToolCalls,
     git,
     task_prompt,
 )
@@ -45,6 +51,56 @@ PASSWORD_ENV = "LGOC_TEST_OPENCODE_PASSWORD"  # as in _orchestrator_process.py
 SETTINGS_ENV = "LGOC_TEST_SETTINGS"  # as in _orchestrator_process.py
 TIMEOUT = 60.0
 """Bound of every wait for something the run does."""
+
+
+# -- script pieces: each worker writes ``<id>.txt`` -----------------------------------
+
+VERDICT = {"approved": True, "findings": [], "feedback": "Looks good."}
+
+
+def content(task_id: str, version: int = 1) -> str:
+    """What worker ``task_id`` writes into ``<id>.txt`` (``version`` > 1: in a rework round)."""
+    return f"content of {task_id}\n" if version == 1 else f"content of {task_id}, v{version}\n"
+
+
+def write(task_id: str, version: int = 1) -> ToolCalls:
+    """Worker ``task_id``'s first answer: write ``<id>.txt``."""
+    return ToolCalls(ToolCall.write(f"{task_id}.txt", content(task_id, version)))
+
+
+def done(task_id: str) -> Text:
+    """Worker ``task_id``'s last answer."""
+    return Text(f"Task {task_id} done.")
+
+
+def worker(
+    task_id: str,
+    *,
+    first: Reply | None = None,
+    last: Reply | None = None,
+    user: str | None = None,
+) -> Conversation:
+    """Worker ``task_id`` writes ``<id>.txt``, then says it is done (either reply replaced).
+
+    ``user``: what the prompt contains, if not just the task's header (e.g. a rework's).
+    """
+    return Conversation(
+        first or write(task_id),
+        Step(last or done(task_id), after_tool="write"),
+        user=user or task_prompt(task_id),
+        name=f"worker {task_id}" + (f" ({user})" if user else ""),
+    )
+
+
+def reviewer(task_id: str, *, reply: Reply | None = None) -> Step:
+    """The reviewer approves task ``task_id``, once (a second review would not match)."""
+    return Step(
+        reply or StructuredOutput(VERDICT),
+        system=REVIEWER_PROMPT_HEADER,
+        user=f"Review task `{task_id}`",
+        tool="StructuredOutput",
+        name=f"reviewer {task_id}",
+    )
 
 
 # -- the orchestrator's process --------------------------------------------------
@@ -222,11 +278,18 @@ def review_request(task_id: str) -> Callable[[RecordedRequest], bool]:
     return where
 
 
-def worker_session(model: ScriptedModelServer, task_id: str) -> str:
+def session_of(model: ScriptedModelServer, task_id: str, *, reviewer: bool = False) -> str:
+    """The session of ``task_id``'s worker (or its latest reviewer), as the model saw it."""
+    found = ""
     for key, records in model.conversations().items():
-        if task_prompt(task_id) in records[0].request.first_user_text:
-            return key
-    raise AssertionError(f"no worker session of task {task_id} reached the model")
+        text = records[0].request.first_user_text
+        review = f"Review task `{task_id}`" in text
+        work = task_prompt(task_id) in text and "Review task" not in text
+        if review if reviewer else work:
+            found = key
+    role = "reviewer" if reviewer else "worker"
+    assert found, f"no {role} session of {task_id} reached the model"
+    return found
 
 
 async def has_file(repo: Path, branch: str, path: str) -> bool:
@@ -243,17 +306,31 @@ async def has_file(repo: Path, branch: str, path: str) -> bool:
     return await process.wait() == 0
 
 
-async def checkpointed_state(repo: Path, run_id: str) -> Any:
-    """The run's last checkpoint (a LangGraph ``StateSnapshot``)."""
+async def checkpointed_next(repo: Path, run_id: str) -> tuple[str, ...]:
+    """The nodes a resume of the run starts with.
+
+    Usually the last checkpoint's ``next``. A kill between a node's saved
+    writes and the next checkpoint leaves ``next`` empty; then the resume
+    applies those writes and runs the nodes they lead to (``branch:to:<node>``).
+    """
+    config: Any = {"configurable": {"thread_id": run_id}}
     async with AsyncSqliteSaver.from_conn_string(
         str(checkpoint_path(await Repo.open(repo)))
     ) as saver:
-        return await compile_graph(saver).aget_state({"configurable": {"thread_id": run_id}})
-
-
-async def checkpointed_next(repo: Path, run_id: str) -> tuple[str, ...]:
-    """The nodes the run's last checkpoint would run next (what a resume starts with)."""
-    return tuple((await checkpointed_state(repo, run_id)).next)
+        snapshot = await compile_graph(saver).aget_state(config)
+        if snapshot.next:
+            return tuple(snapshot.next)
+        saved = await saver.aget_tuple(config)
+    writes = saved.pending_writes if saved is not None else None
+    return tuple(
+        sorted(
+            {
+                channel.removeprefix("branch:to:")
+                for _, channel, _ in writes or ()
+                if channel.startswith("branch:to:")
+            }
+        )
+    )
 
 
 def hangs_of(script: Iterable[ScriptEntry]) -> list[Hang]:

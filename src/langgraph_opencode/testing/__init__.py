@@ -28,6 +28,7 @@ Example:
 
 from ._orchestration import (
     fan_in_plan,
+    files_plan,
     one_task_plan,
     planner_returns,
     reviewer_says,
@@ -77,6 +78,7 @@ __all__ = [
     "ToolResult",
     "Usage",
     "fan_in_plan",
+    "files_plan",
     "git",
     "make_repo",
     "one_task_plan",
