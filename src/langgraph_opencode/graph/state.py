@@ -61,6 +61,9 @@ class PromptJob(TypedDict):
             turn's clocks run from here, over monitor re-entries and resumes.
         active_at: The last sign of life the monitor saw (seconds since the
             epoch), kept when the monitor returns with the turn still running.
+        abort_reason: Why the monitor aborted the turn, kept until its outcome
+            arrives (maybe in a later monitor entry).
+        aborted_at: When it did (seconds since the epoch).
     """
 
     role: JobRole
@@ -78,6 +81,8 @@ class PromptJob(TypedDict):
     stay out of the state)."""
     sent_at: NotRequired[float]
     active_at: NotRequired[float]
+    abort_reason: NotRequired[str]
+    aborted_at: NotRequired[float]
 
 
 class TaskRecord(TypedDict, total=False):

@@ -56,6 +56,11 @@ def _monotonic(wall: float, now: float) -> float:
     return time.monotonic() - max(0.0, now - wall)
 
 
+def _wall(moment: float) -> float:
+    """A moment on the monotonic clock, in seconds since the epoch."""
+    return time.time() - (time.monotonic() - moment)
+
+
 def _latest(times: Any) -> float:
     """The latest of a message's or part's times (milliseconds), in seconds."""
     if not isinstance(times, dict):
@@ -85,6 +90,9 @@ class _Tracked:
         self.last_activity = _monotonic(
             max(self.job.get("sent_at") or now, self.job.get("active_at") or 0.0), now
         )
+        # Aborted in an earlier entry: the outcome still needs that reason.
+        self.abort_reason = self.job.get("abort_reason") or ""
+        self.aborted_at = _monotonic(self.job.get("aborted_at") or now, now)
 
     def seed(self, answers: list[Message]) -> None:
         """Count what the turn did before this entry: tokens, running tools, activity."""
@@ -104,7 +112,7 @@ class _Tracked:
     @property
     def active_at(self) -> float:
         """The last sign of life, in seconds since the epoch."""
-        return time.time() - (time.monotonic() - self.last_activity)
+        return _wall(self.last_activity)
 
     @property
     def live_tokens(self) -> int:
@@ -359,8 +367,11 @@ class _Monitor:
         for item in self.tracked:
             waiting += item.asked
             if item.outcome is None:
-                # Still running: keep its last sign of life for the next entry.
+                # Still running: keep its clocks and any abort for the next entry.
                 running = PromptJob(**{**item.job, "active_at": round(item.active_at, 3)})
+                if item.abort_reason:
+                    running["abort_reason"] = item.abort_reason
+                    running["aborted_at"] = round(_wall(item.aborted_at), 3)
                 if item.key is None:
                     update["planner_job"] = running
                 else:
