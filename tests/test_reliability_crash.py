@@ -54,12 +54,18 @@ from _orchestrator_child import (
     write,
 )
 from langgraph_opencode.testing import (
+    Conversation,
     Hang,
     ScriptedModelServer,
     Step,
     StructuredOutput,
+    ToolCall,
+    ToolCalls,
+    Usage,
     files_plan,
     git,
+    one_task_plan,
+    planner_returns,
     task_prompt,
 )
 from langgraph_opencode.tools.git import GitRun, Repo
@@ -365,3 +371,47 @@ async def test_killed_at_22_points_and_resumed_each_time_the_run_completes(
     assert sessions_by_role(model) == expected
     assert_nothing_left_behind(report, git_repo)
     assert report["left_behind"] == []
+
+
+async def test_tokens_spent_while_the_orchestrator_was_down_count_against_the_budget(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    # The worker's first step (1005 tokens) ends while no orchestrator runs;
+    # its second step hangs. The resumed monitor must count the first step's
+    # tokens from the server (no event about it will ever come) and stop the
+    # task over its budget, instead of waiting for a turn that never ends.
+    first = Hang(then=ToolCalls(ToolCall.write("one.txt", "1\n"), usage=Usage(prompt_tokens=1000)))
+    second = Hang()
+    script = [
+        planner_returns(one_task_plan()),
+        Conversation(first, Step(second, after_tool="write"), user=task_prompt("one")),
+    ]
+    model.script(*script)
+    run_id = "budget-over-resume"
+    common = (str(git_repo), run_id, opencode_server.url)
+    settings = {"task_token_budget": 500}
+    children: list[Child] = []
+    async with cleaning_up(children, hangs_of(script)):
+        children.append(
+            await spawn(
+                "first", tmp_path, opencode_server, "start", *common, "one file", settings=settings
+            )
+        )
+        await hanging(first)
+        await children[0].crash()
+        assert await checkpointed_next(git_repo, run_id) == ("monitor",)
+        first.release()
+        await hanging(second)
+
+        children.append(
+            await spawn("resumed", tmp_path, opencode_server, "resume", *common, settings=settings)
+        )
+        code = await children[1].finish(timeout=120)
+        report = children[1].report
+        assert code == 0, children[1].output()
+        assert report is not None, children[1].output()
+
+    (task,) = report["tasks"]
+    assert task["status"] == "failed"
+    assert "token budget exceeded (1005 > 500)" in task["reason"]
+    assert task["tokens"] >= 1005
