@@ -42,7 +42,8 @@ from langgraph_opencode.testing import (
     git,
     task_prompt,
 )
-from langgraph_opencode.tools.git import Repo
+from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVIEWER_PROMPT_HEADER
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
@@ -340,6 +341,27 @@ def hangs_of(script: Iterable[ScriptEntry]) -> list[Hang]:
         steps = entry.steps if isinstance(entry, Conversation) else (entry,)
         replies += [s.reply for s in steps]
     return [r for r in replies if isinstance(r, Hang)]
+
+
+@dataclass
+class Ctx:
+    """What a kill point needs: the model, the server, the repository and the run's git side."""
+
+    model: ScriptedModelServer
+    opencode: OpenCodeClient
+    repo: Path
+    run: GitRun
+
+
+async def session_ended(ctx: Ctx, task_id: str, *, reviewer: bool = False) -> None:
+    """Wait until ``task_id``'s worker (or latest reviewer) session is no longer busy."""
+    session = session_of(ctx.model, task_id, reviewer=reviewer)
+    directory = await ctx.run.task_path(task_id)
+
+    async def idle() -> bool:
+        return session not in await ctx.opencode.status(directory)
+
+    await until(f"{task_id}'s {'reviewer' if reviewer else 'worker'} session to end", idle)
 
 
 # -- what every crashed run must show ----------------------------------------------

@@ -27,6 +27,7 @@ import pytest
 from _orchestrator_child import (
     VERDICT,
     Child,
+    Ctx,
     assert_all_merged,
     assert_no_prompt_twice,
     checkpointed_next,
@@ -39,7 +40,7 @@ from _orchestrator_child import (
     requested,
     review_request,
     reviewer,
-    session_of,
+    session_ended,
     sessions_by_role,
     spawn,
     until,
@@ -54,7 +55,7 @@ from langgraph_opencode.testing import (
     fan_in_plan,
     planner_returns,
 )
-from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
@@ -65,16 +66,6 @@ PLAN = fan_in_plan()
 
 
 # -- the kill points --------------------------------------------------------------
-
-
-@dataclass
-class Ctx:
-    """What a kill point needs."""
-
-    model: ScriptedModelServer
-    opencode: OpenCodeClient
-    repo: Path
-    run: GitRun
 
 
 @dataclass
@@ -109,13 +100,7 @@ def two_workers_mid_turn() -> KillPoint:
 
     async def after_kill(ctx: Ctx) -> None:
         b_last.release()
-        session = session_of(ctx.model, "b")
-        directory = await ctx.run.task_path("b")
-
-        async def b_idle() -> bool:
-            return session not in await ctx.opencode.status(directory)
-
-        await until("worker b's session to end", b_idle)
+        await session_ended(ctx, "b")
 
     async def after_resume(ctx: Ctx) -> None:
         await requested(ctx.model, review_request("b"))

@@ -46,12 +46,15 @@ from _orchestrator_child import (
     hangs_of,
     has_file,
     reviewer,
-    session_of,
+    session_ended,
     sessions_by_role,
     spawn,
     until,
     worker,
     write,
+)
+from _orchestrator_child import (
+    Ctx as RunCtx,
 )
 from langgraph_opencode.testing import (
     Conversation,
@@ -68,7 +71,7 @@ from langgraph_opencode.testing import (
     planner_returns,
     task_prompt,
 )
-from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
@@ -132,11 +135,7 @@ class Hangs:
 
 
 @dataclass
-class Ctx:
-    model: ScriptedModelServer
-    opencode: OpenCodeClient
-    repo: Path
-    run: GitRun
+class Ctx(RunCtx):
     run_id: str
     hangs: Hangs
     child: Child | None = None
@@ -234,13 +233,7 @@ def finish_while_down(hang: str, task_id: str, reviewer_turn: bool = False) -> A
 
     async def act(ctx: Ctx) -> None:
         getattr(ctx.hangs, hang).release()
-        session = session_of(ctx.model, task_id, reviewer=reviewer_turn)
-        directory = await ctx.run.task_path(task_id)
-
-        async def idle() -> bool:
-            return session not in await ctx.opencode.status(directory)
-
-        await until(f"{task_id}'s session to end", idle)
+        await session_ended(ctx, task_id, reviewer=reviewer_turn)
 
     return act
 
