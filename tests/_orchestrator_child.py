@@ -334,6 +334,24 @@ async def checkpointed_next(repo: Path, run_id: str) -> tuple[str, ...]:
     )
 
 
+async def checkpointed_values(repo: Path, run_id: str) -> dict[str, Any]:
+    """The run's state as last checkpointed."""
+    config: Any = {"configurable": {"thread_id": run_id}}
+    async with AsyncSqliteSaver.from_conn_string(
+        str(checkpoint_path(await Repo.open(repo)))
+    ) as saver:
+        return dict((await compile_graph(saver).aget_state(config)).values)
+
+
+async def edit_checkpoint(repo: Path, run_id: str, values: dict[str, Any], as_node: str) -> None:
+    """Write ``values`` into the run's state as if node ``as_node`` had returned them."""
+    config: Any = {"configurable": {"thread_id": run_id}}
+    async with AsyncSqliteSaver.from_conn_string(
+        str(checkpoint_path(await Repo.open(repo)))
+    ) as saver:
+        await compile_graph(saver).aupdate_state(config, values, as_node=as_node)
+
+
 def hangs_of(script: Iterable[ScriptEntry]) -> list[Hang]:
     """Every :class:`Hang` reply in a script."""
     replies = []

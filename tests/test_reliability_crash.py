@@ -25,6 +25,7 @@ no worktree or branch left behind that the report does not name.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,11 @@ from _orchestrator_child import (
     assert_no_prompt_twice,
     assert_nothing_left_behind,
     checkpointed_next,
+    checkpointed_values,
     cleaning_up,
     content,
     done,
+    edit_checkpoint,
     hanging,
     hangs_of,
     has_file,
@@ -70,6 +73,7 @@ from langgraph_opencode.testing import (
     one_task_plan,
     planner_returns,
     task_prompt,
+    worker_writes,
 )
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
@@ -408,3 +412,50 @@ async def test_tokens_spent_while_the_orchestrator_was_down_count_against_the_bu
     assert task["status"] == "failed"
     assert "token budget exceeded (1005 > 500)" in task["reason"]
     assert task["tokens"] >= 1005
+
+
+async def test_a_resumed_run_times_the_turn_from_when_its_prompt_was_sent(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    # The worker's turn hangs; the orchestrator is killed; the checkpoint is
+    # edited to say the prompt went out two hours ago. With a one-hour
+    # turn_timeout, the resumed monitor must abort that turn at once (not an
+    # hour after the resume) and prompt the worker again.
+    never = Hang()
+    script = [
+        planner_returns(one_task_plan()),
+        Step(never, user=task_prompt("one"), name="worker one, first turn (never answered)"),
+        worker_writes("one", {"one.txt": "1\n"}, user=f"{task_prompt('one')} was interrupted"),
+        reviewer("one"),
+    ]
+    model.script(*script)
+    run_id = "turn-clock"
+    common = (str(git_repo), run_id, opencode_server.url)
+    settings = {"turn_timeout": 3600}
+    children: list[Child] = []
+    async with cleaning_up(children, hangs_of(script)):
+        first = await spawn("first", tmp_path, opencode_server, "start", *common, "one file")
+        children.append(first)
+        await hanging(never)
+        await first.crash()
+        assert await checkpointed_next(git_repo, run_id) == ("monitor",)
+        job = (await checkpointed_values(git_repo, run_id))["tasks"]["one"]["job"]
+        assert job["sent"]
+        assert job["sent_at"] <= time.time()
+        two_hours_ago = {**job, "sent_at": job["sent_at"] - 7200}
+        await edit_checkpoint(
+            git_repo, run_id, {"tasks": {"one": {"id": "one", "job": two_hours_ago}}}, "send"
+        )
+
+        resumed = await spawn(
+            "resumed", tmp_path, opencode_server, "resume", *common, settings=settings
+        )
+        children.append(resumed)
+        code = await resumed.finish(timeout=120)
+        assert code == 0, resumed.output()
+        report = resumed.report
+        assert report is not None, resumed.output()
+
+    assert report["status"] == "completed", resumed.output()
+    aborted = [e["message"] for e in resumed.events if e["kind"] == "aborted"]
+    assert aborted == ["one: the turn ran past turn_timeout (3600 s)"]

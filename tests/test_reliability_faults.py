@@ -37,7 +37,7 @@ from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 pytestmark = [pytest.mark.opencode, pytest.mark.reliability]
 
-SETTINGS = RunSettings(max_parallel=7, stall_timeout=15, turn_timeout=45, max_stall_retries=1)
+SETTINGS = RunSettings(max_parallel=7, stall_timeout=20, turn_timeout=45, max_stall_retries=1)
 """Short clocks, yet long enough for seven directories booting at once on a loaded machine."""
 MERGED = ("rate", "stall", "silent", "slow", "drop")
 FAILED = {"down": "api_error: upstream exploded", "garbled": "JSON parsing failed"}

@@ -3,11 +3,13 @@
 Forty independent tasks, then ten that each need two of them. Checks are
 trivial and every verdict is instant, so the run measures the orchestration
 itself: dispatching, following 16 sessions through one event stream,
-reviewing, merging 50 branches one after another.
+reviewing, merging 50 branches one after another. The run gets a server of
+its own, stopped at the end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +36,26 @@ PLAN = files_plan(dict.fromkeys(FIRST, ()) | THEN, objective="fifty files")
 
 @pytest.mark.timeout(600)
 async def test_fifty_tasks_sixteen_at_a_time_all_merge(
-    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+    model: ScriptedModelServer,
+    make_opencode_server: Callable[..., OpenCodeServer],
+    git_repo: Path,
 ) -> None:
     tasks = [t["id"] for t in PLAN["tasks"]]
     assert len(tasks) == 50
     model.script(*(worker(t) for t in tasks), reviewer_says(True, repeat=True))
     events: list[dict[str, Any]] = []
 
-    report = await aorchestrate(
-        "fifty files",
-        repo=git_repo,
-        plan=PLAN,
-        server_url=opencode_server.url,
-        password=opencode_server.password,
-        settings=RunSettings(max_parallel=PARALLEL),
-        on_event=events.append,
-    )
+    # A server of its own: a hundred sessions leave OpenCode slower for the tests after this one.
+    async with make_opencode_server() as server:
+        report = await aorchestrate(
+            "fifty files",
+            repo=git_repo,
+            plan=PLAN,
+            server_url=server.url,
+            password=server.password,
+            settings=RunSettings(max_parallel=PARALLEL),
+            on_event=events.append,
+        )
 
     result = report.model_dump(mode="json")
     assert_all_merged(result, git_repo, {t: content(t) for t in tasks}, report.to_markdown())
