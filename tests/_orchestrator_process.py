@@ -6,7 +6,8 @@ Usage::
     python tests/_orchestrator_process.py resume REPO RUN_ID SERVER_URL
 
 The server password comes from the environment variable ``PASSWORD_ENV``
-(never from the command line). Each event is printed as a JSON line; the last
+(never from the command line); ``SETTINGS_ENV`` may hold ``RunSettings``
+fields as JSON. Each event is printed as a JSON line; the last
 line is ``REPORT <json>``. Checkpoints go to the default SQLite file in the
 repository's ``.git``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
@@ -22,6 +24,7 @@ from langgraph_opencode.api import aorchestrate, aresume
 from langgraph_opencode.graph.settings import RunSettings
 
 PASSWORD_ENV = "LGOC_TEST_OPENCODE_PASSWORD"
+SETTINGS_ENV = "LGOC_TEST_SETTINGS"
 
 
 def _print_event(event: dict[str, Any]) -> None:
@@ -30,7 +33,8 @@ def _print_event(event: dict[str, Any]) -> None:
 
 async def main(argv: list[str]) -> int:
     mode, repo, run_id, server_url, *rest = argv
-    settings = RunSettings(password_env=PASSWORD_ENV, max_parallel=4)
+    fields = {"max_parallel": 4, **json.loads(os.environ.get(SETTINGS_ENV) or "{}")}
+    settings = RunSettings(password_env=PASSWORD_ENV, **fields)
     if mode == "start":
         report = await aorchestrate(
             rest[0],

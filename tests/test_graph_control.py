@@ -553,7 +553,9 @@ async def test_stalled_session_is_aborted_prompted_again_and_finishes(
 async def test_long_silent_tool_is_not_a_stall(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    command = "sleep 6 && echo slept > slept.txt"
+    # The tool runs silently for more than twice the stall timeout; the stall
+    # timeout leaves room for a loaded machine to start the tool.
+    command = "sleep 12 && echo slept > slept.txt"
     model.script(
         planner_returns(_plan(_task("slept"))),
         Conversation(
@@ -568,7 +570,7 @@ async def test_long_silent_tool_is_not_a_stall(
     report = await _orchestrate(
         opencode_server,
         git_repo,
-        RunSettings(stall_timeout=2, max_stall_retries=0),
+        RunSettings(stall_timeout=5, max_stall_retries=0),
         events,
     )
 

@@ -57,6 +57,13 @@ class PromptJob(TypedDict):
         sent: Whether the server accepted it (set after sending).
         outcome: How its run ended (a ``PromptOutcome`` as a dict), once known.
         diff_of: A task whose diff is filled into the prompt when it is sent.
+        sent_at: When the server accepted it (seconds since the epoch); the
+            turn's clocks run from here, over monitor re-entries and resumes.
+        active_at: The last sign of life the monitor saw (seconds since the
+            epoch), kept when the monitor returns with the turn still running.
+        abort_reason: Why the monitor aborted the turn, kept until its outcome
+            arrives (maybe in a later monitor entry).
+        aborted_at: When it did (seconds since the epoch).
     """
 
     role: JobRole
@@ -72,6 +79,10 @@ class PromptJob(TypedDict):
     diff_of: NotRequired[str]
     """Fill the prompt's diff slot with this task's diff when sending (diffs
     stay out of the state)."""
+    sent_at: NotRequired[float]
+    active_at: NotRequired[float]
+    abort_reason: NotRequired[str]
+    aborted_at: NotRequired[float]
 
 
 class TaskRecord(TypedDict, total=False):

@@ -94,10 +94,15 @@ def new_job(
     )
 
 
+_TURN_FIELDS = frozenset({"sent_at", "active_at", "abort_reason", "aborted_at"})
+"""What a job records about its sent turn; a new message starts without them."""
+
+
 def resend(job: PromptJob) -> PromptJob:
     """The same prompt again, as a new message (for a retry)."""
+    kept = {key: value for key, value in job.items() if key not in _TURN_FIELDS}
     return PromptJob(
-        **{**job, "message_id": OpenCodeClient.new_message_id(), "sent": False, "outcome": None}
+        **{**kept, "message_id": OpenCodeClient.new_message_id(), "sent": False, "outcome": None}  # type: ignore[typeddict-item]
     )
 
 

@@ -205,7 +205,7 @@ async def send(
                 tasks[task_id], note = failure(task_id, reason, runtime)
             update.setdefault("events", []).append(note)
             continue
-        sent = PromptJob(**{**job, "sent": True})
+        sent = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
         if task_id is None:
             update["planner_job"] = sent
         else:

@@ -14,7 +14,10 @@ permission request needs a human. While it waits it
 
 On entry it reads every tracked session back from the server, so an outcome
 that arrived while the orchestrator was not listening (a crash, a restart,
-a reconnect) is not missed.
+a reconnect) is not missed. The clocks are not restarted by a re-entry or a
+resume: a turn's time runs from its prompt's ``sent_at``, its stall clock from
+the last sign of life (recorded in the job, or read from the turn's
+messages), and its tokens include the messages finished before the entry.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from langgraph_opencode.graph.services import Services, services_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import event, settings_of
-from langgraph_opencode.tools.opencode.models import Event, PromptOutcome
+from langgraph_opencode.tools.opencode.models import Event, Message, PromptOutcome
 from langgraph_opencode.tools.opencode.runs import reconcile, wait_for_outcome
 
 __all__ = ["monitor"]
@@ -51,14 +54,32 @@ _BATCH = 0.2
 """After the first outcome, the longest wait for the others already ending (gone idle)."""
 
 
+def _monotonic(wall: float, now: float) -> float:
+    """A moment given in seconds since the epoch, on the monotonic clock."""
+    return time.monotonic() - max(0.0, now - wall)
+
+
+def _wall(moment: float) -> float:
+    """A moment on the monotonic clock, in seconds since the epoch."""
+    return time.time() - (time.monotonic() - moment)
+
+
+def _latest(times: Any) -> float:
+    """The latest of a message's or part's times (milliseconds), in seconds."""
+    if not isinstance(times, dict):
+        return 0.0
+    return max((t / 1000 for t in times.values() if isinstance(t, int | float)), default=0.0)
+
+
 @dataclass
 class _Tracked:
     key: str | None  # task id, or None for the planner
     job: PromptJob
     base_tokens: int
     base_cost: float
-    started: float = field(default_factory=time.monotonic)
-    last_activity: float = field(default_factory=time.monotonic)
+    started: float = field(init=False)
+    """When the prompt was sent (monotonic clock)."""
+    last_activity: float = field(init=False)
     tools_running: set[str] = field(default_factory=set)
     message_usage: dict[str, tuple[int, float]] = field(default_factory=dict)
     abort_reason: str = ""
@@ -67,6 +88,36 @@ class _Tracked:
     looked: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: PromptOutcome | None = None
     asked: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        now = time.time()
+        self.started = _monotonic(self.job.get("sent_at") or now, now)
+        self.last_activity = _monotonic(
+            max(self.job.get("sent_at") or now, self.job.get("active_at") or 0.0), now
+        )
+        # Aborted in an earlier entry: the outcome still needs that reason.
+        self.abort_reason = self.job.get("abort_reason") or ""
+        self.aborted_at = _monotonic(self.job.get("aborted_at") or now, now)
+
+    def seed(self, answers: list[Message]) -> None:
+        """Count what the turn did before this entry: tokens, running tools, activity."""
+        latest = 0.0
+        for message in answers:
+            info = message.info
+            self.message_usage.setdefault(info.id, (info.tokens.total, info.cost))
+            latest = max(latest, _latest(info.time))
+            for part in message.parts:
+                state = part.state or {}
+                if part.type == "tool" and state.get("status") in ("pending", "running"):
+                    self.tools_running.add(part.id)
+                latest = max(latest, _latest(state.get("time")))
+        if latest:
+            self.last_activity = max(self.last_activity, _monotonic(latest, time.time()))
+
+    @property
+    def active_at(self) -> float:
+        """The last sign of life, in seconds since the epoch."""
+        return _wall(self.last_activity)
 
     @property
     def live_tokens(self) -> int:
@@ -87,7 +138,7 @@ class _Tracked:
             part = props.get("part") or {}
             if part.get("type") == "tool":
                 status = (part.get("state") or {}).get("status")
-                call = str(part.get("callID") or part.get("id"))
+                call = str(part.get("id") or part.get("callID"))
                 if status in ("pending", "running"):
                     self.tools_running.add(call)
                 else:
@@ -235,6 +286,7 @@ class _Monitor:
                 and state.outcome is not None
                 and state.outcome.message_id is not None
             )
+            item.seed(state.answers)
             while True:
                 remaining = self.settings.turn_timeout - (time.monotonic() - item.started)
                 try:
@@ -355,6 +407,15 @@ class _Monitor:
         for item in self.tracked:
             waiting += item.asked
             if item.outcome is None:
+                # Still running: keep its clocks and any abort for the next entry.
+                running = PromptJob(**{**item.job, "active_at": round(item.active_at, 3)})
+                if item.abort_reason:
+                    running["abort_reason"] = item.abort_reason
+                    running["aborted_at"] = round(_wall(item.aborted_at), 3)
+                if item.key is None:
+                    update["planner_job"] = running
+                else:
+                    tasks[item.key] = TaskRecord(id=item.key, job=running)
                 continue
             outcome = item.outcome.model_dump(mode="json")
             budget = self.settings.task_token_budget

@@ -148,6 +148,9 @@ class _Reviewer:
         committed = await self.run.commit_all(task.id, message)
         if committed is not None:
             commits.append(committed.sha)
+        # Commits not on record: the worker's own, or one made here before a
+        # crash lost the record of it (the resumed run finds nothing to commit).
+        commits += [sha for sha in await self.run.unmerged_commits(task.id) if sha not in commits]
         checks = await run_checks(task.checks, Path(record["worktree"]), self.settings)
         # Checks may leave files behind (caches, build output); the work under
         # review is what was committed above.

@@ -29,6 +29,7 @@ Example:
 from ._orchestration import (
     clashing_notes_plan,
     fan_in_plan,
+    files_plan,
     independent_plan,
     one_task_plan,
     planner_returns,
@@ -82,6 +83,7 @@ __all__ = [
     "Usage",
     "clashing_notes_plan",
     "fan_in_plan",
+    "files_plan",
     "git",
     "independent_plan",
     "make_repo",

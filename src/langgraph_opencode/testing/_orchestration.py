@@ -18,6 +18,7 @@ from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVI
 __all__ = [
     "clashing_notes_plan",
     "fan_in_plan",
+    "files_plan",
     "independent_plan",
     "one_task_plan",
     "planner_returns",
@@ -83,23 +84,31 @@ def fan_in_plan(first: str = "a", second: str = "b", last: str = "c") -> dict[st
 
     Each task writes ``<id>.txt``; the last one's check also wants the other two files.
     """
+    return files_plan(
+        {first: [], second: [], last: [first, second]},
+        objective="three files",
+        summary=f"{first} and {second} in parallel, then {last}",
+    )
 
-    def task(task_id: str, depends_on: list[str], check: str) -> dict[str, Any]:
-        return _task(task_id, depends_on, check, f"{task_id}.txt")
 
-    return {
-        "objective": "three files",
-        "summary": f"{first} and {second} in parallel, then {last}",
-        "tasks": [
-            task(first, [], f"test -f {first}.txt"),
-            task(second, [], f"test -f {second}.txt"),
-            task(
-                last,
-                [first, second],
-                f"test -f {first}.txt && test -f {second}.txt && test -f {last}.txt",
-            ),
-        ],
-    }
+def files_plan(
+    depends_on: Mapping[str, Iterable[str]], *, objective: str = "files", summary: str = ""
+) -> dict[str, Any]:
+    """A plan whose task ``<id>`` writes ``<id>.txt``, after the tasks it depends on.
+
+    Each task's check wants its dependencies' files and its own.
+
+    Args:
+        depends_on: Task id -> the ids it depends on, in plan order.
+        objective: The plan's objective.
+        summary: The plan's summary.
+    """
+    tasks = []
+    for task_id, needs in depends_on.items():
+        needs = list(needs)
+        check = " && ".join(f"test -f {t}.txt" for t in [*needs, task_id])
+        tasks.append(_task(task_id, needs, check, f"{task_id}.txt"))
+    return {"objective": objective, "summary": summary, "tasks": tasks}
 
 
 def task_prompt(task_id: str) -> str:

@@ -88,6 +88,14 @@ class RunBase:
         head = await self._branch_head(self.task_branch(task_id))
         return await self.repo.is_ancestor(head, await self.ensure_integration_branch())
 
+    async def unmerged_commits(self, task_id: str) -> list[str]:
+        """The task branch's commits that the integration branch lacks, oldest first."""
+        head = await self._branch_head(self.task_branch(task_id))
+        listed = await self.repo.git(
+            "rev-list", "--reverse", head, "--not", await self.ensure_integration_branch()
+        )
+        return listed.stdout.split()
+
     async def task_path(self, task_id: str) -> Path:
         """Return the directory of a task's worktree.
 

@@ -166,6 +166,7 @@ class SessionState(BaseModel):
         outcome: How the tracked turn ended, when the session is idle.
         permissions: Permission requests the session is waiting on.
         questions: Questions the session is waiting on.
+        answers: The tracked turn's assistant messages so far, oldest first.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -177,6 +178,7 @@ class SessionState(BaseModel):
     outcome: PromptOutcome | None = None
     permissions: list[PermissionRequest] = []
     questions: list[QuestionRequest] = []
+    answers: list[Message] = []
 
     @property
     def needs_prompt(self) -> bool:
@@ -241,7 +243,7 @@ async def reconcile(
     status = statuses.get(session_id)
     permissions = [p for p in all_permissions if p.session_id == session_id]
     questions = [q for q in all_questions if q.session_id == session_id]
-    present, _ = _turn(messages, user_message_id)
+    present, answers = _turn(messages, user_message_id)
     idle = status is None or status.type == "idle"
     return SessionState(
         session_id=session_id,
@@ -251,6 +253,7 @@ async def reconcile(
         outcome=judge_turn(session_id, messages, user_message_id, idle=idle),
         permissions=permissions,
         questions=questions,
+        answers=answers,
     )
 
 
