@@ -57,6 +57,8 @@ class PromptJob(TypedDict):
         sent: Whether the server accepted it (set after sending).
         outcome: How its run ended (a ``PromptOutcome`` as a dict), once known.
         diff_of: A task whose diff is filled into the prompt when it is sent.
+        server: The URL of the OpenCode server the session lives on (missing
+            in runs from before several servers: the run's primary server).
     """
 
     role: JobRole
@@ -72,6 +74,7 @@ class PromptJob(TypedDict):
     diff_of: NotRequired[str]
     """Fill the prompt's diff slot with this task's diff when sending (diffs
     stay out of the state)."""
+    server: NotRequired[str]
 
 
 class TaskRecord(TypedDict, total=False):
@@ -84,6 +87,10 @@ class TaskRecord(TypedDict, total=False):
     branch: str
     worktree: str
     worker_session: str
+    server: str
+    """The URL of the OpenCode server the worker session lives on."""
+    moves: int
+    """How often the task moved to another server because its server went away."""
     reviewer_session: str
     job: PromptJob | None
     tokens: int

@@ -58,9 +58,10 @@ async def ask_human(
             break
         except ConfigurationError as exc:
             payload = {**payload, "error": str(exc)}
-    services = await services_for(settings_of(runtime))
+    settings = settings_of(runtime)
     events = []
     for request, (reply, message) in zip(waiting, replies, strict=True):
+        services = await services_for(settings, request.get("server"))
         with contextlib.suppress(NotFoundError):  # already answered before a crash
             await services.tools.reply_permission.ainvoke(
                 {
