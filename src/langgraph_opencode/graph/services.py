@@ -38,6 +38,7 @@ __all__ = [
     "LOST_AFTER",
     "UNREACHABLE",
     "Services",
+    "client_for",
     "close_services",
     "least_loaded",
     "pick_server",
@@ -77,13 +78,15 @@ def register_server(url: str, password: SecretStr | None) -> None:
         _passwords[url.rstrip("/")] = password
 
 
-def _client(
+def client_for(
     settings: RunSettings,
     url: str,
     *,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     retry_attempts: int = 3,
 ) -> OpenCodeClient:
+    """A new client of ``url`` with its password (registered, or from its environment variable)."""
+    url = url.rstrip("/")
     password = _passwords.get(url)
     env = settings.password_env_for(url)
     if password is None and os.environ.get(env):
@@ -118,7 +121,7 @@ async def services_for(settings: RunSettings, url: str | None = None) -> Service
     key = (url, id(asyncio.get_running_loop()))
     services = _services.get(key)
     if services is None or not services.hub.connected:
-        client = services.client if services is not None else _client(settings, url)
+        client = services.client if services is not None else client_for(settings, url)
         try:
             await client.health()  # unreachable, or the wrong password: say so at once
         except BaseException as exc:
@@ -189,7 +192,7 @@ async def server_lost(settings: RunSettings, url: str, *, grace: float = LOST_AF
     if url not in settings.servers():
         return True
     deadline = time.monotonic() + grace
-    async with _client(settings, url, timeout=_PROBE_TIMEOUT, retry_attempts=1) as probe:
+    async with client_for(settings, url, timeout=_PROBE_TIMEOUT, retry_attempts=1) as probe:
         while True:
             try:
                 await probe.health()
