@@ -80,10 +80,9 @@ async def _server(
     servers = _given_servers(settings, server_url)
     if servers:
         if password is not None:
-            secret = SecretStr(password) if isinstance(password, str) else password
-            given = [server_url] if isinstance(server_url, str) else list(server_url or [])
-            for url in given:
-                register_server(url, secret)
+            register_server(
+                servers[0], SecretStr(password) if isinstance(password, str) else password
+            )
         settings.server_url, settings.server_urls = servers[0], servers[1:]
         settings.validate()
         try:
@@ -226,9 +225,9 @@ async def aorchestrate(
             adds more). They must see the repository at the same path. By
             default one is started with the user's own OpenCode config and
             credentials.
-        password: The password of the servers given in ``server_url`` (else
-            each server's environment variable: ``settings.password_envs``,
-            then ``settings.password_env``).
+        password: The primary server's password. Without it, and for the
+            other servers, each server's environment variable is read
+            (``settings.password_envs``, else ``settings.password_env``).
         model: For an embedded server: the default ``provider/model``.
         opencode_config: For an embedded server: extra OpenCode config.
         isolated: For an embedded server: hide the user's OpenCode config.

@@ -180,12 +180,6 @@ class RunSettings:
                     "password through the environment variable named by password_env or "
                     "password_envs instead"
                 )
-        servers = self.servers()
-        problems += [
-            f"password_envs names a server that is not one of the run's servers: {url!r}"
-            for url in self.password_envs
-            if url.rstrip("/") not in servers
-        ]
         problems += [
             f"password_envs[{url!r}] must name an environment variable, got {name!r}"
             for url, name in self.password_envs.items()
