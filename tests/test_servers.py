@@ -21,6 +21,8 @@ import pytest_asyncio
 
 from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate
 from langgraph_opencode.api import checkpoint_path
+from langgraph_opencode.cli.commands import _settings, resume_command
+from langgraph_opencode.cli.parser import build_parser
 from langgraph_opencode.errors import (
     AuthenticationError,
     NotFoundError,
@@ -246,6 +248,44 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
     assert not _repeated_prompts(model)
 
 
+async def test_with_every_server_gone_the_run_stops_with_a_clear_error(
+    model: ScriptedModelServer,
+    make_opencode_server: Callable[..., OpenCodeServer],
+    monkeypatch: pytest.MonkeyPatch,
+    git_repo: Path,
+) -> None:
+    hold = Hang()
+    model.script(Step(hold, user=task_prompt("a"), name="a hangs"))
+    async with make_opencode_server() as first, make_opencode_server() as second:
+        monkeypatch.setenv(FIRST_ENV, first.password.get_secret_value())
+        monkeypatch.setenv(SECOND_ENV, second.password.get_secret_value())
+        settings = RunSettings(
+            server_urls=[first.url, second.url],
+            password_env=FIRST_ENV,
+            password_envs={second.url: SECOND_ENV},
+        )
+        run = asyncio.create_task(
+            aorchestrate("one file", repo=git_repo, plan=_plan("a"), settings=settings)
+        )
+        try:
+            assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
+            await first.kill()
+            await second.kill()
+            with pytest.raises(OpenCodeConnectionError) as info:
+                await asyncio.wait_for(run, TIMEOUT * 2)
+        finally:
+            hold.release()
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+    message = str(info.value)
+    assert "no OpenCode server of the run can be reached" in message
+    assert first.url in message
+    assert second.url in message
+    assert "resumed" in message
+
+
 # -- 3. bad servers are refused before anything changes ------------------------------------
 
 
@@ -325,6 +365,37 @@ def test_every_bad_server_setting_is_named_and_no_credential_is_echoed() -> None
     ):
         assert problem in message
     assert "hunter2" not in message
+
+
+def test_the_cli_takes_several_servers_and_gives_them_back_to_resume() -> None:
+    args = build_parser().parse_args(
+        [
+            "run",
+            "x",
+            "--server",
+            "http://a:1",
+            "--server",
+            "http://b:2",
+            "--server-password-env",
+            "http://b:2=B_PASSWORD",
+        ]
+    )
+    settings = _settings(args)
+    assert settings.servers() == ["http://a:1", "http://b:2"]
+    assert settings.password_env_for("http://b:2") == "B_PASSWORD"
+    assert settings.password_env_for("http://a:1") == "OPENCODE_SERVER_PASSWORD"
+    command = resume_command(args, "run-1", str(Path.cwd()))
+    assert command == [
+        "langgraph-opencode",
+        "resume",
+        "run-1",
+        "--server",
+        "http://a:1",
+        "--server",
+        "http://b:2",
+        "--server-password-env",
+        "http://b:2=B_PASSWORD",
+    ]
 
 
 def test_least_loaded_first_ties_in_list_order() -> None:
