@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -105,9 +106,9 @@ def resend(job: PromptJob) -> PromptJob:
     )
 
 
-def server_of(item: PromptJob | TaskRecord, settings: RunSettings) -> str:
-    """The server a job's (or a task's worker) session lives on (older runs: the primary)."""
-    return item.get("server") or next(iter(settings.servers()), "")
+def server_of(item: Mapping[str, Any], settings: RunSettings) -> str:
+    """The server of a job, a task's worker or a permission request (older runs: the primary)."""
+    return str(item.get("server") or next(iter(settings.servers()), ""))
 
 
 def parent_session(state: OrchestratorState, settings: RunSettings, url: str) -> str | None:
