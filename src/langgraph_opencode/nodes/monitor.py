@@ -402,6 +402,10 @@ async def monitor(
     if not watcher.tracked:
         return {}
     await watcher.connect()
-    if not watcher.done.is_set():
+    # A prompt ``send`` found its server gone for is to be moved now, not
+    # after the others end.
+    jobs = [record.get("job") for record in (state.get("tasks") or {}).values()]
+    moving = any(job and (job["outcome"] or {}).get("server_lost") for job in jobs)
+    if not watcher.done.is_set() and not moving:
         await watcher.run()
     return watcher.update()
