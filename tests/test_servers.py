@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate
+from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate, aresume
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.cli.commands import _settings, resume_command
 from langgraph_opencode.cli.parser import build_parser
@@ -245,6 +245,51 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
     assert len(moved[0]) == 1
     assert "Create b.txt" in moved[0][0]
     assert f"{doomed.url} went away" in moved[0][0]
+    assert not _repeated_prompts(model)
+
+
+async def test_resumed_without_a_server_its_task_moves_to_the_servers_given(
+    model: ScriptedModelServer,
+    opencode_server: OpenCodeServer,
+    second_server: OpenCodeServer,
+    passwords: RunSettings,
+    git_repo: Path,
+) -> None:
+    hold = Hang()  # b's first model call, on the second server, never answers
+    model.script(
+        Step(hold, user=task_prompt("b"), name="b hangs on the second server"),
+        worker_writes("b", {"b.txt": "from b\n"}, user="Task `b` was interrupted"),
+        reviewer_says(True, repeat=True),
+    )
+    # The second server first: b goes there.
+    settings = RunSettings(
+        server_url=second_server.url,
+        server_urls=[opencode_server.url],
+        password_env=FIRST_ENV,
+        password_envs={second_server.url: SECOND_ENV},
+    )
+    first_run = asyncio.create_task(
+        aorchestrate("one file", repo=git_repo, plan=_plan("b"), settings=settings, run_id="r1")
+    )
+    try:
+        assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
+    finally:
+        first_run.cancel()  # as Ctrl-C would: the checkpoint has b's prompt out
+        with contextlib.suppress(asyncio.CancelledError):
+            await first_run
+
+    try:
+        # Resumed with the first server only.
+        only_first = RunSettings(server_url=passwords.server_url, password_env=FIRST_ENV)
+        report = await aresume("r1", repo=git_repo, settings=only_first)
+    finally:
+        hold.release()
+
+    assert report.status == "completed", report.to_markdown()
+    b = _by_id(report)["b"]
+    assert (b.status, b.server, b.moves) == ("merged", opencode_server.url, 1)
+    assert git(git_repo, "show", f"{report.integration_branch}:b.txt") == "from b\n"
+    assert await _holds(opencode_server, git_repo, [b.sessions[1]]) == {b.sessions[1]}
     assert not _repeated_prompts(model)
 
 

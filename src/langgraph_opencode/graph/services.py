@@ -113,11 +113,16 @@ async def services_for(settings: RunSettings, url: str | None = None) -> Service
 
     Raises:
         ConfigurationError: No server URL is set.
-        OpenCodeConnectionError: The server cannot be reached.
+        OpenCodeConnectionError: The server cannot be reached, or is not one
+            of the run's servers.
         AuthenticationError: The server refuses the password.
         EventStreamError: The server's event stream cannot be opened.
     """
     url = (url or _primary(settings)).rstrip("/")
+    if url not in settings.servers():
+        # A session recorded on a server the run no longer lists (a resume
+        # with other servers): out of reach for this run.
+        raise OpenCodeConnectionError(f"{url} is not one of the run's OpenCode servers")
     key = (url, id(asyncio.get_running_loop()))
     services = _services.get(key)
     if services is None or not services.hub.connected:
