@@ -160,9 +160,13 @@ async def test_tasks_are_spread_over_both_servers_and_all_merged(
     assert await _holds(second_server, git_repo, everyone) == {workers["b"], workers["d"]}
     # The planner ran on the primary server; workers there are its children, the
     # others (whose parent would be on another server) have none.
+    root = str((await Repo.open(git_repo)).root)
     async with OpenCodeClient(first, password=opencode_server.password) as client:
+        # (Other tests' repositories may share this one's project: same first commit.)
         planner = next(
-            s for s in await client.list_sessions(git_repo) if s.title.startswith("plan")
+            s
+            for s in await client.list_sessions(git_repo)
+            if s.title.startswith("plan") and s.directory == root
         )
         children = {s.id for s in await client.children(planner.id, git_repo)}
     assert {workers["a"], workers["c"]} <= children
@@ -278,6 +282,16 @@ async def test_resumed_without_a_server_its_task_moves_to_the_servers_given(
         with contextlib.suppress(asyncio.CancelledError):
             await first_run
 
+    # The user drops the second server from the run; b's session there is
+    # stopped by hand (a run never talks to a server it does not list).
+    (old_session,) = [
+        key
+        for key, records in model.conversations().items()
+        if task_prompt("b") in records[0].request.first_user_text
+    ]
+    worktree = git_repo / ".git" / "langgraph-opencode" / "runs" / "r1" / "worktrees" / "b"
+    async with OpenCodeClient(second_server.url, password=second_server.password) as client:
+        await client.abort(old_session, worktree)
     try:
         # Resumed with the first server only.
         only_first = RunSettings(server_url=passwords.server_url, password_env=FIRST_ENV)
