@@ -6,13 +6,12 @@ this client add: prompt_async, the run, the events, and reading the outcome.
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench._harness import machine, percentile, warm_up
 from langgraph_opencode.testing import (
     Conversation,
     ScriptedModelServer,
@@ -32,24 +31,19 @@ from langgraph_opencode.tools.opencode import (
 
 
 def _row(name: str, values: list[float]) -> str:
-    values = sorted(values)
-    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
     return (
         f"| {name} | {len(values)} | {statistics.median(values) * 1000:.0f} "
-        f"| {p95 * 1000:.0f} | {values[0] * 1000:.0f} | {values[-1] * 1000:.0f} |"
+        f"| {percentile(values, 95) * 1000:.0f} | {min(values) * 1000:.0f} "
+        f"| {max(values) * 1000:.0f} |"
     )
 
 
 async def main(starts: int = 5, prompts: int = 20) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--starts", type=int, default=starts)
-    parser.add_argument("--prompts", type=int, default=prompts)
-    args = parser.parse_args()
-
+    """Measure and print the table."""
     with ScriptedModelServer() as model, tempfile.TemporaryDirectory() as tmp:
         config = build_config(extra=model.provider_config())
         start_times: list[float] = []
-        for _ in range(args.starts):
+        for _ in range(starts):
             began = time.perf_counter()
             async with OpenCodeServer(isolated=True, config=config):
                 start_times.append(time.perf_counter() - began)
@@ -62,11 +56,8 @@ async def main(starts: int = 5, prompts: int = 20) -> None:
             OpenCodeClient(server.url, password=server.password) as client,
             EventHub(client) as hub,
         ):
-            await hub.wait_connected()
-            warm = await client.create_session(repo, title="warm-up")
-            model.script(Step(Text("ready"), user="warm up"))
-            await send_and_wait(client, hub, warm.id, repo, "warm up", agent=WORKER_AGENT)
-            for i in range(args.prompts):
+            await warm_up(client, hub, model, repo)
+            for i in range(prompts):
                 session = await client.create_session(repo, title=f"bench {i}")
                 model.script(Step(Text("pong"), user=f"ping {i}"))
                 began = time.perf_counter()
@@ -90,10 +81,7 @@ async def main(starts: int = 5, prompts: int = 20) -> None:
                 write_trips.append(time.perf_counter() - began)
                 assert outcome.ok, outcome
 
-    print(
-        f"Foundation benchmark, {time.strftime('%Y-%m-%d')}, {platform.platform()}, "
-        f"{platform.processor() or platform.machine()}"
-    )
+    print(f"Foundation benchmark, {machine()}")
     print()
     print("| figure | n | median ms | p95 ms | min ms | max ms |")
     print("|---|---|---|---|---|---|")

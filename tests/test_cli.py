@@ -25,6 +25,7 @@ from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
     Hang,
     ScriptedModelServer,
+    clashing_notes_plan,
     fan_in_plan,
     git,
     planner_returns,
@@ -152,6 +153,35 @@ async def test_run_with_a_plan_file_merges_and_says_where_the_work_is(
     assert f"git merge {branch}" in shown.stdout
     latest = await cli(opencode_server, "status", cwd=git_repo)
     assert latest.stdout == shown.stdout
+
+
+async def test_a_check_failing_on_the_merged_work_makes_the_run_exit_1_and_says_which(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    plan = clashing_notes_plan()
+    (tmp_path / "notes-plan.json").write_text(json.dumps(plan))
+    model.script(
+        worker_writes("a", {"notes/a.txt": "alpha\n"}),
+        worker_writes("b", {"notes/b.txt": "beta\n"}),
+        reviewer_says(repeat=True),
+    )
+
+    result = await cli(
+        opencode_server,
+        "run",
+        "two notes",
+        "--repo",
+        str(git_repo),
+        "--plan",
+        str(tmp_path / "notes-plan.json"),
+        *_server_flags(opencode_server),
+    )
+
+    assert result.returncode == 1, _show(result)
+    assert "2/2 tasks merged" in result.stdout
+    assert "2 check(s) fail on lgoc/" in result.stdout
+    for task in plan["tasks"]:
+        assert task["checks"][0] in result.stdout
 
 
 async def test_json_prints_only_the_report_on_stdout(

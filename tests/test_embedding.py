@@ -34,7 +34,7 @@ from langgraph_opencode.testing import (
 )
 from langgraph_opencode.tools.opencode import OpenCodeServer
 
-pytestmark = pytest.mark.opencode
+pytestmark = [pytest.mark.opencode, pytest.mark.usefixtures("no_blocking_calls")]
 
 
 def _task(task_id: str, depends_on: list[str]) -> dict[str, Any]:

@@ -47,7 +47,8 @@ from langgraph_opencode.tools.opencode.config import (
 )
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
-pytestmark = pytest.mark.opencode
+# The graph must never block the event loop (LangGraph Server refuses runs that do).
+pytestmark = [pytest.mark.opencode, pytest.mark.usefixtures("no_blocking_calls")]
 
 OBJECTIVE = "Write the greeting files"
 

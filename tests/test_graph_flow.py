@@ -34,6 +34,7 @@ from langgraph_opencode.testing import (
     Text,
     ToolCall,
     ToolCalls,
+    clashing_notes_plan,
     git,
     planner_returns,
     reviewer_says,
@@ -43,7 +44,8 @@ from langgraph_opencode.testing import (
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
-pytestmark = pytest.mark.opencode
+# The graph must never block the event loop (LangGraph Server refuses runs that do).
+pytestmark = [pytest.mark.opencode, pytest.mark.usefixtures("no_blocking_calls")]
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -157,6 +159,11 @@ async def _checkpointed_history(repo: Path, run_id: str) -> list[dict[str, Any]]
     return history[::-1]
 
 
+def markdown_of(events: list[dict[str, Any]], kind: str) -> str:
+    """The messages of the run-level events of one kind, one per line."""
+    return "\n".join(e["message"] for e in events if e["kind"] == kind and not e.get("task"))
+
+
 def _status_trail(history: list[dict[str, Any]], task_id: str) -> list[str]:
     """A task's statuses across the checkpoints, consecutive repeats collapsed."""
     trail: list[str] = []
@@ -232,12 +239,70 @@ async def test_three_tasks_two_in_parallel_are_merged_and_the_user_checkout_is_u
 
     assert _user_checkout(git_repo) == before
     assert any(e["kind"] == "warning" and "uncommitted" in e["message"] for e in events)
+    # Every merged task's check ran again on the merged work, and passed.
+    assert [(c["command"], c["passed"]) for c in report.integration_checks] == [
+        ("test -f a.txt", True),
+        ("test -f b.txt", True),
+        ("test -f a.txt && test -f b.txt && test -f c.txt", True),
+    ]
+    assert "3/3 checks pass" in markdown_of(events, "verified")
     assert report.left_behind == []
     assert json.loads(report.model_dump_json()) == json.loads(json.dumps(report.model_dump()))
     markdown = report.to_markdown()
     assert f"`{branch}`" in markdown
     assert f"git merge {branch}" in markdown
     assert report.take_it == f"git merge {branch}"
+
+
+# -- 1b. work that passes alone and fails together -------------------------------
+
+
+def _script_notes(model: ScriptedModelServer) -> None:
+    model.script(
+        worker_writes("a", {"notes/a.txt": "alpha\n"}),
+        worker_writes("b", {"notes/b.txt": "beta\n"}),
+        reviewer_says(True, repeat=True),
+    )
+
+
+async def test_a_check_that_fails_on_the_merged_work_is_reported(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    plan = clashing_notes_plan()
+    commands = [t["checks"][0] for t in plan["tasks"]]
+    _script_notes(model)
+    events: list[dict[str, Any]] = []
+
+    report = await _run("Write two notes", git_repo, opencode_server, events, plan=plan)
+
+    assert {t.id: t.status for t in report.tasks} == {"a": "merged", "b": "merged"}
+    assert all(c["passed"] for t in report.tasks for c in t.checks)
+    assert [(c["command"], c["passed"]) for c in report.integration_checks] == [
+        (commands[0], False),
+        (commands[1], False),
+    ]
+    assert len(report.integration_failures) == 2
+    verified = markdown_of(events, "verified")
+    assert "0/2 checks pass" in verified
+    assert commands[0] in verified
+    assert "0/2 checks pass with all the merged work together" in report.to_markdown()
+    assert "2 check(s) fail on" in markdown_of(events, "finished")
+    # The checks ran in the run's integration worktree and left it clean; the
+    # worktree is removed as usual.
+    assert report.left_behind == []
+
+    # Turned off, the merged work is not checked again.
+    _script_notes(model)
+    quiet = await _run(
+        "Write two notes",
+        git_repo,
+        opencode_server,
+        [],
+        plan=plan,
+        settings=RunSettings(verify_integration=False),
+    )
+    assert quiet.status == "completed"
+    assert quiet.integration_checks == []
 
 
 # -- 2. rework after a failing check --------------------------------------------

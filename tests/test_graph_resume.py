@@ -347,6 +347,9 @@ def reviewer_mid_turn() -> KillPoint:
         before_kill,
         nothing,
         after_resume,
+        # b's verdict arrives about when a's review starts hanging: the kill
+        # may land while b's verdict is handled, b merged, or the monitor waits.
+        killed_before=(("monitor",), ("review",), ("merge",), ("dispatch",), ("send",)),
     )
 
 

@@ -17,7 +17,7 @@ from langgraph_opencode.testing import (
 )
 from langgraph_opencode.tools.opencode import OpenCodeServer
 
-pytestmark = pytest.mark.opencode
+pytestmark = [pytest.mark.opencode, pytest.mark.usefixtures("no_blocking_calls")]
 
 
 async def test_files_left_by_the_checks_do_not_block_the_merge(

@@ -109,7 +109,6 @@ def langgraph_dev(opencode_server: OpenCodeServer, tmp_path: Path) -> Iterator[s
                     "dev",
                     "--no-browser",
                     "--no-reload",
-                    "--allow-blocking",  # the nodes' short file-system calls (docs/studio.md)
                     *("--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)),
                 ],
                 cwd=workdir,

@@ -2,7 +2,8 @@
 
 A run's checkpoints go to a SQLite file in the repository's git directory,
 ``.git/langgraph-opencode/checkpoints.sqlite``, under the run id as thread id,
-unless another LangGraph checkpointer is passed (e.g. Postgres). Resuming a
+unless another store is named (a PostgreSQL URL, see
+:mod:`langgraph_opencode.checkpoints`) or a LangGraph checkpointer is passed. Resuming a
 run id continues where it stopped: after a crash, or after a pause for a
 person (plan approval, a permission request).
 """
@@ -21,10 +22,10 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 from pydantic import SecretStr
 
+from langgraph_opencode.checkpoints import checkpoint_path, open_checkpointer
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.graph.services import close_services, register_server, services_for
@@ -43,11 +44,6 @@ InterruptHandler = Callable[[dict[str, Any]], Any]
 returns the answer to resume with (or an awaitable of it)."""
 
 EventHandler = Callable[[dict[str, Any]], None]
-
-
-def checkpoint_path(repo: Repo) -> Path:
-    """Where a repository's runs are checkpointed by default."""
-    return repo.common_dir / "langgraph-opencode" / "checkpoints.sqlite"
 
 
 def _plan_input(
@@ -116,14 +112,12 @@ async def _server(
 
 @contextlib.asynccontextmanager
 async def _checkpointer(
-    repo: Repo, given: BaseCheckpointSaver[Any] | None
+    repo: Repo, given: BaseCheckpointSaver[Any] | str | None
 ) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    if given is not None:
+    if isinstance(given, BaseCheckpointSaver):
         yield given
         return
-    path = checkpoint_path(repo)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+    async with open_checkpointer(repo, given) as saver:
         yield saver
 
 
@@ -207,7 +201,7 @@ async def aorchestrate(
     model: str | None = None,
     opencode_config: Mapping[str, Any] | None = None,
     isolated: bool = False,
-    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | str | None = None,
     on_interrupt: InterruptHandler | None = None,
     on_event: EventHandler | None = None,
 ) -> RunReport:
@@ -231,7 +225,9 @@ async def aorchestrate(
         model: For an embedded server: the default ``provider/model``.
         opencode_config: For an embedded server: extra OpenCode config.
         isolated: For an embedded server: hide the user's OpenCode config.
-        checkpointer: Any LangGraph checkpointer; a SQLite file by default.
+        checkpointer: Any LangGraph checkpointer, or a store's URL
+            (``postgresql://…``, ``sqlite:///…``); by default
+            ``$LANGGRAPH_OPENCODE_CHECKPOINTS``, else the repository's SQLite file.
         on_interrupt: Answers pauses (plan approval, permission requests);
             without it a paused run returns a report with status ``interrupted``
             and ``aresume`` continues it.
@@ -262,6 +258,7 @@ async def aorchestrate(
         "recursion_limit": 10_000,
     }
     async with (
+        _checkpointer(git_repo, checkpointer) as saver,
         _server(
             settings,
             server_url=server_url,
@@ -271,7 +268,6 @@ async def aorchestrate(
             isolated=isolated,
             on_event=on_event,
         ) as live,
-        _checkpointer(git_repo, checkpointer) as saver,
     ):
         await _check_models(live, git_repo, model)
         graph = compile_graph(saver)
@@ -289,7 +285,7 @@ async def aresume(
     model: str | None = None,
     opencode_config: Mapping[str, Any] | None = None,
     isolated: bool = False,
-    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | str | None = None,
     on_interrupt: InterruptHandler | None = None,
     on_event: EventHandler | None = None,
 ) -> RunReport:
@@ -323,6 +319,12 @@ async def aresume(
             raise ConfigurationError(
                 f"no run {run_id!r} is recorded for {git_repo.root}; "
                 "`langgraph-opencode runs` lists the runs of a repository"
+            )
+        recorded = str(snapshot.values.get("repo") or "")
+        if recorded and Path(recorded) != git_repo.root:
+            raise ConfigurationError(
+                f"run {run_id!r} works on {recorded}, not {git_repo.root}: "
+                f"resume it with --repo {recorded}"
             )
         paused = any(task.interrupts for task in snapshot.tasks)
         payload: Command[Any] | None = (

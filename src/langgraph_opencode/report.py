@@ -46,6 +46,8 @@ class RunReport(BaseModel):
         integration_branch: The branch holding the merged work.
         take_it: The command that brings the work into the user's branch.
         left_behind: Branches and worktrees of unmerged tasks, kept on purpose.
+        integration_checks: The merged tasks' checks run again on the
+            integration branch after the merges (empty when not verified).
     """
 
     run_id: str
@@ -62,10 +64,16 @@ class RunReport(BaseModel):
     error: str = ""
     take_it: str = ""
     left_behind: list[str] = Field(default_factory=list)
+    integration_checks: list[dict[str, Any]] = Field(default_factory=list)
     interrupt: dict[str, Any] | None = None
+    """With status ``interrupted``: what the run waits for (plan approval, permissions)."""
     files: list[str] = Field(default_factory=list)
     """Where the report was written (``report.json`` and ``report.md`` in the run's directory)."""
-    """With status ``interrupted``: what the run waits for (plan approval, permissions)."""
+
+    @property
+    def integration_failures(self) -> list[dict[str, Any]]:
+        """The checks that fail on the integration branch (its merged work together)."""
+        return [c for c in self.integration_checks if not c.get("passed")]
 
     def counts(self) -> dict[str, int]:
         """How many tasks ended in each status."""
@@ -105,6 +113,17 @@ class RunReport(BaseModel):
                     lines.append(f"- `{t.id}`: {t.reason}")
             lines.append("")
         lines.append(f"Total: {self.tokens} tokens, ${self.cost:.4f}, {self.duration_s:.1f}s.")
+        if self.integration_checks:
+            failing = self.integration_failures
+            passed = len(self.integration_checks) - len(failing)
+            lines += [
+                "",
+                f"On the integration branch, {passed}/{len(self.integration_checks)} "
+                "checks pass with all the merged work together.",
+            ]
+            for check in failing:
+                output = str(check.get("output", "")).strip()[-400:]
+                lines.append(f"- failing: `{check.get('command')}`: {output}")
         if self.integration_branch:
             lines += [
                 "",

@@ -206,6 +206,14 @@ def _finish(report: RunReport, out: Output) -> int:
     for task in report.tasks:
         if task.status != "merged" and task.reason:
             console.print(f"  {escape(task.id)} {task.status}: {escape(task.reason)}")
+    failing = report.integration_failures
+    if failing:
+        console.print(
+            f"[red]{len(failing)} check(s) fail on {escape(report.integration_branch)}[/red] "
+            "with all the merged work together:"
+        )
+        for check in failing:
+            console.print(f"  {check.get('command')}", markup=False, highlight=False)
     if report.integration_branch and report.take_it:
         console.print(
             f"The work is on branch [bold]{escape(report.integration_branch)}[/bold] "
@@ -222,7 +230,7 @@ def _finish(report: RunReport, out: Output) -> int:
         console.print("Kept for inspection (not merged):")
         for item in report.left_behind:
             console.print(f"  - {item}", markup=False, highlight=False)
-    return EXIT_OK if report.status == "completed" else EXIT_FAILED
+    return EXIT_OK if report.status == "completed" and not failing else EXIT_FAILED
 
 
 # -- run -------------------------------------------------------------------------------

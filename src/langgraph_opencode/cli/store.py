@@ -8,9 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from langgraph_opencode.api import checkpoint_path
+from langgraph_opencode.checkpoints import (
+    checkpoint_path,
+    is_shared_store,
+    open_checkpointer,
+    run_ids,
+)
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.report import RunReport
@@ -27,6 +31,7 @@ class RunInfo:
 
     run_id: str
     state: RunState
+    repo: str = ""
     objective: str = ""
     started_at: float | None = None
     report: RunReport | None = None
@@ -55,13 +60,14 @@ class RunInfo:
 
 @contextlib.asynccontextmanager
 async def open_graph(repo: Repo) -> AsyncIterator[Any | None]:
-    """The compiled graph over the repository's checkpoints; ``None`` if there are none."""
-    path = checkpoint_path(repo)
-    if not path.exists():
+    """The compiled graph over the run's checkpoint store; ``None`` if there is none.
+
+    The store is ``$LANGGRAPH_OPENCODE_CHECKPOINTS`` if set, else the repository's file.
+    """
+    if not is_shared_store(None) and not checkpoint_path(repo).exists():
         yield None
         return
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        await saver.setup()
+    async with open_checkpointer(repo) as saver:
         yield compile_graph(saver)
 
 
@@ -83,6 +89,7 @@ async def _info(graph: Any, run_id: str) -> RunInfo | None:
     return RunInfo(
         run_id=run_id,
         state=state,
+        repo=str(values.get("repo", "")),
         objective=str(values.get("objective", "")),
         started_at=values.get("started_at"),
         report=RunReport.model_validate(report) if report else None,
@@ -99,12 +106,13 @@ async def list_runs(repo: Repo) -> list[RunInfo]:
     async with open_graph(repo) as graph:
         if graph is None:
             return []
-        saver: AsyncSqliteSaver = graph.checkpointer
-        async with saver.conn.execute(
-            "SELECT DISTINCT thread_id FROM checkpoints WHERE checkpoint_ns = ''"
-        ) as cursor:
-            thread_ids = [str(row[0]) async for row in cursor]
-        runs = [info for t in thread_ids if (info := await _info(graph, t)) is not None]
+        shared = is_shared_store(None)  # a database may hold other repositories' runs too
+        runs = [
+            info
+            for t in await run_ids(graph.checkpointer)
+            if (info := await _info(graph, t)) is not None
+            and (not shared or info.repo == str(repo.root))
+        ]
     return sorted(runs, key=lambda r: (r.started_at or 0.0, r.run_id), reverse=True)
 
 

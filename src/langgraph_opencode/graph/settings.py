@@ -44,6 +44,8 @@ class RunSettings:
         max_plan_attempts: Planner prompts (first try included) before planning fails.
         approve_plan: Pause for a human to approve, edit or reject the plan.
         review: Ask the reviewer agent for a verdict (checks always run).
+        verify_integration: After the merges, run every merged task's checks
+            again on the integration branch, where the tasks' work meets.
         check_timeout: Seconds one acceptance check may run.
         turn_timeout: Seconds one prompt's run may take before it is aborted.
         stall_timeout: Seconds without any event from a running session before
@@ -72,6 +74,7 @@ class RunSettings:
     max_plan_attempts: int = 3
     approve_plan: bool = False
     review: bool = True
+    verify_integration: bool = True
     check_timeout: float = 600.0
     turn_timeout: float = 3600.0
     stall_timeout: float = 600.0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -12,7 +13,7 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.prompts import code_block
-from langgraph_opencode.tools.checks import CheckResult
+from langgraph_opencode.tools.checks import CheckResult, run_check
 from langgraph_opencode.tools.git import GitRun, Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.models import PromptOutcome
@@ -29,6 +30,7 @@ __all__ = [
     "plan_of",
     "prompt_text",
     "resend",
+    "run_checks",
     "server_lost_outcome",
     "server_of",
     "settings_of",
@@ -159,6 +161,20 @@ def check_summary(result: CheckResult) -> dict[str, Any]:
         "duration_s": round(result.duration_s, 3),
         "output": output,
     }
+
+
+async def run_checks(
+    commands: Iterable[str], cwd: Path, settings: RunSettings
+) -> list[dict[str, Any]]:
+    """Run acceptance checks one after another in ``cwd``; their summaries as kept in state."""
+    return [
+        check_summary(
+            await run_check(
+                command, cwd, timeout=settings.check_timeout, withhold={settings.password_env}
+            )
+        )
+        for command in commands
+    ]
 
 
 def failure(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -117,6 +117,8 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 "parent_id": parent_session(state, settings, services.url),
             }
         )
+        finished = {t for t, s in status.items() if s in TERMINAL_STATUSES}
+        text = worker_prompt(plan, task, finished=finished)
         updates[task.id] = TaskRecord(
             id=task.id,
             status="working",
@@ -132,7 +134,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 directory=str(worktree.path),
                 agent=WORKER_AGENT,
                 model=settings.worker_model,
-                text=worker_prompt(plan, task, status),
+                text=text,
                 server=services.url,
             ),
         )
@@ -158,13 +160,13 @@ def server_load(tasks: Mapping[str, TaskRecord]) -> Counter[str]:
     )
 
 
-def worker_prompt(plan: Plan, task: Task, status: Mapping[str, str]) -> str:
-    """The prompt that starts a worker on ``task`` (``status``: every task's status)."""
+def worker_prompt(plan: Plan, task: Task, *, finished: Collection[str] = ()) -> str:
+    """A task's first worker prompt; it lists the other tasks not ``finished``, with their files."""
     others = [
         f"`{other.id}`: {other.title}"
         + (f" (files: {', '.join(other.files)})" if other.files else "")
         for other in plan.tasks
-        if other.id != task.id and status.get(other.id) not in TERMINAL_STATUSES
+        if other.id != task.id and other.id not in finished
     ]
     return render(
         "worker",

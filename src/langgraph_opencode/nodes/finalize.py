@@ -1,11 +1,15 @@
-"""End the run: write its report, and tidy the worktrees of merged tasks.
+"""End the run: check the merged work together, write the report, tidy up.
 
+Each task was checked on its own branch; merged together, one task's work can
+break another's. So the checks of every merged task run again on the
+integration branch (``verify_integration``), and the report says how that went.
 Worktrees and branches of tasks that were not merged are kept, and named in
 the report, so no work is ever deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from typing import Any
@@ -15,11 +19,38 @@ from langgraph.runtime import Runtime
 from langgraph_opencode.errors import GitError
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState
-from langgraph_opencode.nodes._common import event, git_run
+from langgraph_opencode.nodes._common import event, git_run, run_checks, settings_of
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.report import RunReport, TaskReport, write_report
+from langgraph_opencode.tools.git import GitRun
 
 __all__ = ["finalize"]
+
+
+async def _verify(
+    run: GitRun, plan: Plan | None, merged: set[str], runtime: Runtime[RunSettings]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run the merged tasks' checks on the integration branch: results and events."""
+    settings = settings_of(runtime)
+    if plan is None or not merged or not settings.verify_integration:
+        return [], []
+    commands = list(dict.fromkeys(c for t in plan.tasks if t.id in merged for c in t.checks))
+    if not commands:
+        return [], []
+    try:
+        async with run.integration_checkout() as worktree:
+            checks = await run_checks(commands, worktree, settings)
+    except GitError as exc:
+        message = f"could not check out {run.integration_branch} to verify it: {exc}"
+        return [{"command": "git worktree", "passed": False, "output": str(exc)}], [
+            event("verified", message, runtime)
+        ]
+    failing = [c["command"] for c in checks if not c["passed"]]
+    passed = len(checks) - len(failing)
+    message = f"{run.integration_branch}: {passed}/{len(checks)} checks pass on the merged work"
+    if failing:
+        message += "; failing: " + ", ".join(failing)
+    return checks, [event("verified", message, runtime)]
 
 
 async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
@@ -55,8 +86,12 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     left_behind: list[str] = []
     head = ""
     run = None
+    integration_checks: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     if state.get("run_id") and state.get("repo"):
         run = await git_run(state)
+        merged_ids = {t.id for t in tasks if t.status == "merged"}
+        integration_checks, events = await _verify(run, plan, merged_ids, runtime)
         for task in tasks:
             if task.status == "merged" and task.worktree:
                 try:
@@ -74,6 +109,7 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
         ] + [f"worktree {w.path} ({w.branch})" for w in inventory.worktrees]
         head = await run.repo.resolve(run.integration_branch) or ""
     merged = sum(1 for t in tasks if t.status == "merged")
+    failing = sum(1 for c in integration_checks if not c["passed"])
     status = "completed" if tasks and merged == len(tasks) else ("partial" if merged else "failed")
     branch = state.get("integration_branch", "")
     report = RunReport(
@@ -91,10 +127,14 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
         error=state.get("error", ""),
         take_it=f"git merge {branch}" if merged else "",
         left_behind=left_behind,
+        integration_checks=integration_checks,
     )
     if run is not None:
-        report.files = [str(p) for p in write_report(report, run.run_dir)]
+        report.files = [str(p) for p in await asyncio.to_thread(write_report, report, run.run_dir)]
+    summary = f"run {status}: {merged}/{len(tasks)} tasks merged"
+    if failing:
+        summary += f"; {failing} check(s) fail on {branch}"
     return {
         "report": report.model_dump(mode="json"),
-        "events": [event("finished", f"run {status}: {merged}/{len(tasks)} tasks merged", runtime)],
+        "events": [*events, event("finished", summary, runtime)],
     }

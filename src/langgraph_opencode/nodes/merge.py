@@ -90,6 +90,11 @@ async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
     for task in approved:
         record = tasks[task.id]
         try:
+            # An approved task has no refresh merge pending, unless the process
+            # died between starting one (conflict rework) and checkpointing it:
+            # undo it, so that the merge below meets the conflict again and
+            # sends the task back as the lost step would have.
+            await run.abort_refresh(task.id)
             try:
                 result = await run.merge(task.id, message=f"Merge task {task.id}: {task.title}")
             except MergeConflict as conflict:

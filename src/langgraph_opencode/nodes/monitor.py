@@ -44,8 +44,11 @@ _WATCHDOG = 5.0
 _ABORT_GRACE = 30.0
 """How long an aborted session may still look busy before it counts as aborted anyway."""
 
+_FIRST_LOOK = 2.0
+"""After the first outcome, the longest wait for the other sessions' read-back on entry."""
+
 _BATCH = 0.2
-"""After the first outcome, how long to collect others that end at the same time."""
+"""After the first outcome, the longest wait for the others already ending (gone idle)."""
 
 
 @dataclass
@@ -60,6 +63,8 @@ class _Tracked:
     message_usage: dict[str, tuple[int, float]] = field(default_factory=dict)
     abort_reason: str = ""
     aborted_at: float = 0.0
+    idle_signalled: bool = False
+    looked: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: PromptOutcome | None = None
     asked: list[dict[str, Any]] = field(default_factory=list)
     server: str = ""
@@ -77,7 +82,11 @@ class _Tracked:
     def observe(self, ev: Event) -> None:
         self.last_activity = time.monotonic()
         props = ev.properties
-        if ev.type == "message.part.updated":
+        if ev.type == "session.idle":
+            self.idle_signalled = True
+        elif ev.type == "session.status":
+            self.idle_signalled = (props.get("status") or {}).get("type") == "idle"
+        elif ev.type == "message.part.updated":
             part = props.get("part") or {}
             if part.get("type") == "tool":
                 status = (part.get("state") or {}).get("status")
@@ -246,6 +255,8 @@ class _Monitor:
                 error_message=f"the server answered {exc.status_code}: {exc.detail or exc}",
             )
             self.done.set()
+        finally:
+            item.looked.set()
 
     async def _follow(self, item: _Tracked) -> None:
         services, job = self.services[item.server], item.job
@@ -260,6 +271,13 @@ class _Monitor:
                 item.outcome = state.outcome
                 self.done.set()
                 return
+            item.looked.set()
+            # Idle with an answer not final yet: its final message.updated is due.
+            idle = (
+                state.status == "idle"
+                and state.outcome is not None
+                and state.outcome.message_id is not None
+            )
             while True:
                 remaining = self.settings.turn_timeout - (time.monotonic() - item.started)
                 try:
@@ -272,7 +290,9 @@ class _Monitor:
                         timeout=max(remaining, 1.0),
                         watchdog=_WATCHDOG,
                         on_event=item.observe,
+                        idle=idle,
                     )
+                    idle = False
                 except TimeoutError:
                     await self.abort(
                         item, f"the turn ran past turn_timeout ({self.settings.turn_timeout:g} s)"
@@ -329,6 +349,26 @@ class _Monitor:
                             item, f"run cost budget exceeded (${spent:.2f} > ${limit:.2f})"
                         )
 
+    async def collect_ending(self, followers: list[asyncio.Task[None]]) -> None:
+        """After a first outcome, take the others that are ending in this same step.
+
+        Those are the sessions still being read back on entry (several may
+        have ended while the graph was busy elsewhere) and those already
+        signalled idle; the others are not waited for.
+        """
+        looking = [item.looked.wait() for item in self.tracked if not item.looked.is_set()]
+        if looking:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*looking), _FIRST_LOOK)
+        await asyncio.sleep(0)  # followers take the events already queued
+        ending = [
+            follower
+            for follower, item in zip(followers, self.tracked, strict=True)
+            if item.outcome is None and item.idle_signalled
+        ]
+        if ending:
+            await asyncio.wait(ending, timeout=_BATCH)
+
     async def run(self) -> None:
         followers = [asyncio.create_task(self.follow(item)) for item in self.tracked]
         watcher = asyncio.create_task(self.watch())
@@ -338,7 +378,7 @@ class _Monitor:
             # the wait at once, so the error surfaces instead of a hang.
             await asyncio.wait({done, watcher, *followers}, return_when=asyncio.FIRST_COMPLETED)
             if self.done.is_set():
-                await asyncio.sleep(_BATCH)
+                await self.collect_ending(followers)
             for task in [*followers, watcher]:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]

@@ -34,10 +34,14 @@ from langgraph_opencode.errors import (
 )
 from langgraph_opencode.graph.services import pick_server
 from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.graph.state import (
+    TERMINAL_STATUSES,
+    OrchestratorState,
+    PromptJob,
+    TaskRecord,
+)
 from langgraph_opencode.nodes._common import (
     DIFF_SLOT,
-    check_summary,
     event,
     failure,
     git_run,
@@ -45,6 +49,7 @@ from langgraph_opencode.nodes._common import (
     parent_session,
     plan_of,
     resend,
+    run_checks,
     server_of,
     settings_of,
 )
@@ -52,7 +57,6 @@ from langgraph_opencode.nodes.dispatcher import server_load, worker_prompt
 from langgraph_opencode.plan import Plan, Task
 from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.review import Verdict, verdict_schema
-from langgraph_opencode.tools.checks import run_check
 from langgraph_opencode.tools.git import GitRun
 from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT, WORKER_AGENT
 
@@ -138,8 +142,9 @@ class _Reviewer:
         self.load[old] -= 1
         session_id, url = await self.new_session(record, f"task {task.id}: {task.title}")
         self.load[url] += 1
-        status = {t: r.get("status", "pending") for t, r in (self.state.get("tasks") or {}).items()}
-        parts = [worker_prompt(self.plan, task, status)]
+        records = (self.state.get("tasks") or {}).items()
+        finished = {t for t, r in records if r.get("status") in TERMINAL_STATUSES}
+        parts = [worker_prompt(self.plan, task, finished=finished)]
         job = record["job"]
         if int(record.get("round") or 0) > 0 and job is not None:
             parts.append("The last request about this task was:\n\n" + job["text"])
@@ -238,15 +243,7 @@ class _Reviewer:
         committed = await self.run.commit_all(task.id, message)
         if committed is not None:
             commits.append(committed.sha)
-        checks = []
-        for command in task.checks:
-            result = await run_check(
-                command,
-                Path(record["worktree"]),
-                timeout=self.settings.check_timeout,
-                withhold={self.settings.password_env},
-            )
-            checks.append(check_summary(result))
+        checks = await run_checks(task.checks, Path(record["worktree"]), self.settings)
         # Checks may leave files behind (caches, build output); the work under
         # review is what was committed above.
         await self.run.discard_uncommitted(task.id)

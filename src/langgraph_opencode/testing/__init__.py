@@ -27,13 +27,16 @@ Example:
 """
 
 from ._orchestration import (
+    clashing_notes_plan,
     fan_in_plan,
+    independent_plan,
     one_task_plan,
     planner_returns,
     reviewer_says,
     task_prompt,
     worker_writes,
 )
+from ._postgres import PostgresServer
 from ._replies import (
     DropConnection,
     ErrorResponse,
@@ -63,6 +66,7 @@ __all__ = [
     "Hang",
     "MalformedChunk",
     "Match",
+    "PostgresServer",
     "RecordedRequest",
     "Reply",
     "ReplyLike",
@@ -76,8 +80,10 @@ __all__ = [
     "ToolCalls",
     "ToolResult",
     "Usage",
+    "clashing_notes_plan",
     "fan_in_plan",
     "git",
+    "independent_plan",
     "make_repo",
     "one_task_plan",
     "planner_returns",

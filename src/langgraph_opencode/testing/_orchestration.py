@@ -16,7 +16,9 @@ from langgraph_opencode.testing._script import Conversation, Step, TextMatcher
 from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER, REVIEWER_PROMPT_HEADER
 
 __all__ = [
+    "clashing_notes_plan",
     "fan_in_plan",
+    "independent_plan",
     "one_task_plan",
     "planner_returns",
     "reviewer_says",
@@ -25,14 +27,14 @@ __all__ = [
 ]
 
 
-def _task(task_id: str, depends_on: list[str], check: str, file: str) -> dict[str, Any]:
+def _task(task_id: str, depends_on: list[str], check: str | None, file: str) -> dict[str, Any]:
     return {
         "id": task_id,
         "title": f"Write {task_id}",
         "instructions": f"Create {file}",
         "depends_on": depends_on,
         "files": [file],
-        "checks": [check],
+        "checks": [check] if check else [],
     }
 
 
@@ -45,6 +47,35 @@ def one_task_plan(
         "summary": "",
         "tasks": [_task(task_id, [], check or f"test -f {file}", file)],
     }
+
+
+def clashing_notes_plan() -> dict[str, Any]:
+    """Two independent tasks whose work passes its checks alone and fails them together.
+
+    Task ``a`` writes ``notes/a.txt``, task ``b`` writes ``notes/b.txt``; each
+    check wants its own note to be the only one. Script them with
+    ``worker_writes("a", {"notes/a.txt": ...})`` and the same for ``b``.
+    """
+    only_one = "test $(ls notes | wc -l) -eq 1"
+    return {
+        "objective": "two notes",
+        "summary": "",
+        "tasks": [
+            _task(t, [], f"test -f notes/{t}.txt && {only_one}", f"notes/{t}.txt")
+            for t in ("a", "b")
+        ],
+    }
+
+
+def independent_plan(task_ids: Iterable[str], *, checks: bool = False) -> dict[str, Any]:
+    """A plan of independent tasks: each writes ``<id>.txt``.
+
+    Args:
+        task_ids: The tasks' ids.
+        checks: Give each task the check ``test -f <id>.txt`` (else no checks).
+    """
+    tasks = [_task(t, [], f"test -f {t}.txt" if checks else None, f"{t}.txt") for t in task_ids]
+    return {"objective": f"{len(tasks)} files", "summary": "independent tasks", "tasks": tasks}
 
 
 def fan_in_plan(first: str = "a", second: str = "b", last: str = "c") -> dict[str, Any]:

@@ -22,6 +22,8 @@ Fixtures:
     opencode: An :class:`OpenCodeClient` for ``opencode_server``.
     opencode_events: A connected :class:`EventHub` for ``opencode``.
     git_repo: A new git repository with one commit, in ``tmp_path``.
+    postgres: A throwaway PostgreSQL server (:class:`PostgresServer`) shared
+        by the test session, for checkpoints in a real database.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from langgraph_opencode.testing._postgres import PostgresServer
 from langgraph_opencode.testing._repo import make_repo
 from langgraph_opencode.testing._server import ScriptedModelServer
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
@@ -48,6 +51,7 @@ __all__ = [
     "opencode_config",
     "opencode_events",
     "opencode_server",
+    "postgres",
     "scripted_model",
 ]
 
@@ -116,3 +120,10 @@ async def opencode_events(opencode: OpenCodeClient) -> AsyncIterator[EventHub]:
 def git_repo(tmp_path: Path) -> Path:
     """A git repository with one commit on ``main``."""
     return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test session's own, on loopback."""
+    with PostgresServer() as server:
+        yield server

@@ -95,7 +95,8 @@ async def run_check(
     # Output goes to an anonymous file, not a pipe: a background process that
     # keeps the pipe open would make asyncio wait for it (Process.wait() waits
     # for the pipes to close), and a file needs no reader to keep it flowing.
-    with tempfile.TemporaryFile() as sink:
+    # File work goes to a thread: the event loop never waits on the disk.
+    with await asyncio.to_thread(tempfile.TemporaryFile) as sink:
         proc = await asyncio.create_subprocess_shell(
             command,
             cwd=cwd,
@@ -128,7 +129,9 @@ async def run_check(
             if proc.returncode is None:
                 await proc.wait()
         duration = time.monotonic() - started
-        output, truncated, total = _head_and_tail(sink, max(2, max_output_chars))
+        output, truncated, total = await asyncio.to_thread(
+            _head_and_tail, sink, max(2, max_output_chars)
+        )
     return CheckResult(
         command=command,
         cwd=cwd,

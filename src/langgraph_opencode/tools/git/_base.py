@@ -51,7 +51,7 @@ class RunBase:
         self.repo = repo
         self.run_id = _check_id("run id", run_id)
         default = repo.common_dir / "langgraph-opencode" / "runs" / run_id
-        self.run_dir = (run_dir or default).resolve()
+        self.run_dir = _absolute(run_dir or default)
         self.integration_branch = f"lgoc/{run_id}/{_INTEGRATION}"
         self.integration_path = self.run_dir / _INTEGRATION
         self._merge_lock = _shared_lock(_RUN_LOCKS, (repo.common_dir, run_id))
@@ -108,3 +108,8 @@ class RunBase:
 
     async def _head_of(self, worktree: Path) -> str:
         return (await run_git(worktree, "rev-parse", "HEAD")).stdout.strip()
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute; the file system is asked only for a relative one."""
+    return path if path.is_absolute() else path.resolve()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,16 +127,6 @@ class GitOutput:
         return self.returncode == 0
 
 
-def _git_executable() -> str:
-    found = shutil.which("git")
-    if found is None:
-        raise ConfigurationError(
-            "the `git` executable was not found on PATH: install git (2.36 or newer) "
-            "and make sure it is on PATH"
-        )
-    return found
-
-
 async def run_git(
     cwd: Path,
     *args: str,
@@ -159,16 +148,23 @@ async def run_git(
     full = (*(identity_args(identity) if identity else ()), *args)
     inherited = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     env = {**inherited, **_BASE_ENV, **(identity.env() if identity else {})}
-    proc = await asyncio.create_subprocess_exec(
-        _git_executable(),
-        "-C",
-        str(cwd),
-        *full,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
+    try:
+        # The child looks git up on PATH: no blocking file-system look-up in the event loop.
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            "-C",
+            str(cwd),
+            *full,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+    except FileNotFoundError:
+        raise ConfigurationError(
+            "the `git` executable was not found on PATH: install git (2.36 or newer) "
+            "and make sure it is on PATH"
+        ) from None
     out, err = await proc.communicate()
     result = GitOutput(
         command=("git", *args),

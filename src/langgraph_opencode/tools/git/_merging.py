@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from langgraph_opencode.errors import GitError, MergeConflict
@@ -163,6 +166,20 @@ class MergingRun(RunBase):
         if await merge_in_progress(wt):
             await run_git(wt, "merge", "--abort")
 
+    @contextlib.asynccontextmanager
+    async def integration_checkout(self) -> AsyncIterator[Path]:
+        """The integration worktree, clean at the branch's head, to run commands in.
+
+        No merge runs meanwhile; whatever the commands leave behind is removed after.
+        """
+        async with self._merge_lock:
+            wt = await self._ready_integration_worktree()
+            try:
+                yield wt
+            finally:
+                await run_git(wt, "reset", "--quiet", "--hard", "HEAD")
+                await run_git(wt, "clean", "--quiet", "-fd")
+
     async def _ready_integration_worktree(self) -> Path:
         start = await self.ensure_integration_branch()
         async with self._admin_lock:
@@ -177,7 +194,7 @@ class MergingRun(RunBase):
         # lock file here was left by a git command killed with the orchestrator.
         gitdir = Path((await run_git(wt, "rev-parse", "--absolute-git-dir")).stdout.strip())
         for stale in ("index.lock", "HEAD.lock"):
-            (gitdir / stale).unlink(missing_ok=True)
+            await asyncio.to_thread((gitdir / stale).unlink, missing_ok=True)
         if await merge_in_progress(wt):  # left by a crash in the middle of a merge
             await run_git(wt, "merge", "--abort")
         if await status_entries(wt):

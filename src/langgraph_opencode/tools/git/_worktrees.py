@@ -7,6 +7,7 @@ and everything else is refused with an explanation.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ async def list_worktrees(repo: Path) -> list[WorktreeEntry]:
                 path=Path(fields["worktree"]),
                 head=fields.get("HEAD"),
                 branch=branch.removeprefix("refs/heads/") if branch else None,
-                missing="prunable" in fields or not _exists(Path(fields["worktree"])),
+                missing="prunable" in fields or not await _exists(Path(fields["worktree"])),
                 locked="locked" in fields,
             )
         )
@@ -64,7 +65,7 @@ async def list_worktrees(repo: Path) -> list[WorktreeEntry]:
 
 async def forget_missing_worktree(repo: Path, entry: WorktreeEntry) -> None:
     """Unregister a worktree whose directory no longer exists (even if locked)."""
-    if _exists(entry.path):
+    if await _exists(entry.path):
         raise GitError(f"refusing to forget worktree {entry.path}: its directory still exists")
     await run_git(repo, "worktree", "remove", "--force", "--force", str(entry.path))
 
@@ -109,12 +110,12 @@ async def ensure_worktree(
                 return entry.path, False, False
             await forget_missing_worktree(repo, entry)
             repaired = True
-    if _occupied(path):
+    if await asyncio.to_thread(_occupied, path):
         raise GitError(
             f"cannot create the worktree of {branch} at {path}: the path exists and is "
             "not empty; move it away (nothing there was deleted) or choose another path"
         )
-    _make_parent(path)
+    await asyncio.to_thread(_make_parent, path)
     exists = (
         await run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
     ).ok
@@ -164,10 +165,13 @@ async def conflict_marker_paths(worktree: Path) -> tuple[str, ...]:
     untracked = await run_git(worktree, "ls-files", "--others", "--exclude-standard", "-z")
     candidates = {p for p in (changed.stdout + "\0" + untracked.stdout).split("\0") if p}
     candidates.update(await unmerged_paths(worktree))
-    return tuple(sorted(rel for rel in candidates if _has_markers(worktree / rel)))
+    return await asyncio.to_thread(
+        lambda: tuple(sorted(rel for rel in candidates if _has_markers(worktree / rel)))
+    )
 
 
-# Small filesystem look-ups, kept synchronous: each is one stat or one file read.
+# Small file-system look-ups, run in a worker thread: the event loop never waits on a
+# disk (LangGraph Server's development runtime refuses blocking calls in it).
 
 
 def _field(line: str) -> tuple[str, str]:
@@ -175,8 +179,8 @@ def _field(line: str) -> tuple[str, str]:
     return key, value
 
 
-def _exists(path: Path) -> bool:
-    return path.exists()
+async def _exists(path: Path) -> bool:
+    return await asyncio.to_thread(path.exists)
 
 
 def _occupied(path: Path) -> bool:

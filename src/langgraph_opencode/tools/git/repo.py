@@ -7,6 +7,7 @@ work of a run happens on its own branches and worktrees (see
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,7 +68,7 @@ class Repo:
                 has no commit yet.
         """
         await check_git_version()
-        where = _directory(path)
+        where = await asyncio.to_thread(_directory, path)
         if where is None:
             raise ConfigurationError(f"{path} does not exist or is not a directory")
         inside = await run_git(where, "rev-parse", "--is-inside-work-tree", check=False)

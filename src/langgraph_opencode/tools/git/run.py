@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from langgraph_opencode.errors import ConfigurationError, GitError
-from langgraph_opencode.tools.git._base import split_z
+from langgraph_opencode.tools.git._base import _absolute, split_z
 from langgraph_opencode.tools.git._command import run_git
 from langgraph_opencode.tools.git._merging import MergingRun
 from langgraph_opencode.tools.git._worktrees import (
@@ -79,7 +79,7 @@ class GitRun(MergingRun):
         """
         branch = self.task_branch(task_id)
         start = await self.ensure_integration_branch()
-        where = (path or self.run_dir / "worktrees" / task_id).resolve()
+        where = _absolute(path or self.run_dir / "worktrees" / task_id)
         async with self._admin_lock:
             where, created, repaired = await ensure_worktree(
                 self.repo.root, branch, where, start=start, owned=self.run_dir

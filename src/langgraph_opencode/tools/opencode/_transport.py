@@ -7,6 +7,7 @@ where transport failures and HTTP statuses become exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -182,7 +183,8 @@ class ClientTransport:
         """
         query: dict[str, Any] = dict(params or {})
         if directory is not None:
-            query["directory"] = self.directory(directory)
+            # A stat, in a thread: the event loop never waits on the disk.
+            query["directory"] = await asyncio.to_thread(self.directory, directory)
         attempts = self._retry_attempts if idempotent else 1
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),

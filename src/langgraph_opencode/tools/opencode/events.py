@@ -153,7 +153,8 @@ class EventHub:
         self._heartbeat_timeout = heartbeat_timeout
         self._max_backoff = max_backoff
         self._open_timeout = open_timeout
-        self._on_event = on_event
+        self.on_event = on_event
+        """Called with every event before routing; may be set or replaced at any time."""
         self._subscriptions: list[Subscription] = []
         self._connected = asyncio.Event()
         self._changed = asyncio.Event()
@@ -244,9 +245,9 @@ class EventHub:
             self._subscriptions.remove(sub)
 
     def _dispatch(self, event: Event) -> None:
-        if self._on_event is not None:
+        if self.on_event is not None:
             try:
-                self._on_event(event)
+                self.on_event(event)
             except Exception:
                 logger.exception("on_event callback failed for %s", event.type)
         for sub in list(self._subscriptions):

@@ -11,6 +11,7 @@ Events only say when to look.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -230,11 +231,16 @@ async def reconcile(
         directory: Its directory.
         user_message_id: The prompt being tracked; ``None``: the last one.
     """
-    statuses = await client.status(directory)
-    status = statuses.get(session_id)
-    permissions = [p for p in await client.permissions(directory) if p.session_id == session_id]
-    questions = [q for q in await client.questions(directory) if q.session_id == session_id]
+    # A read-back is on the path of every monitor step: the three reads of
+    # the directory go at once. The messages are read after the status, so
+    # a session idle by then has its final messages in them.
+    statuses, all_permissions, all_questions = await asyncio.gather(
+        client.status(directory), client.permissions(directory), client.questions(directory)
+    )
     messages = await _recent_messages(client, session_id, directory, user_message_id)
+    status = statuses.get(session_id)
+    permissions = [p for p in all_permissions if p.session_id == session_id]
+    questions = [q for q in all_questions if q.session_id == session_id]
     present, _ = _turn(messages, user_message_id)
     idle = status is None or status.type == "idle"
     return SessionState(
@@ -260,6 +266,7 @@ async def wait_for_outcome(
     settle: float = 2.0,
     boot_grace: float = 10.0,
     on_event: Callable[[Event], None] | None = None,
+    idle: bool = False,
 ) -> PromptOutcome:
     """Wait until the turn started by ``user_message_id`` has ended.
 
@@ -280,6 +287,9 @@ async def wait_for_outcome(
             read back from the server is not taken as the end (the server may
             still be starting the directory).
         on_event: Called with each of the session's events (progress display).
+        idle: The session was just read back idle with its answer not yet
+            final (see :func:`reconcile`): the final ``message.updated`` that
+            follows ends the wait, as after a ``session.idle`` event.
 
     Returns:
         The outcome. ``incomplete``: the run died and the prompt should be
@@ -292,7 +302,7 @@ async def wait_for_outcome(
     """
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
-    busy_seen = idle_seen = False
+    busy_seen = idle_seen = idle
     unfinished_reads = 0
     final: PromptOutcome | None = None
     next_wait = watchdog
@@ -353,12 +363,15 @@ async def wait_for_outcome(
                 continue
         elif event.type not in _WAKE_TYPES:
             continue
-        if event.type in ("session.idle", "session.status") and busy_seen:
+        idle_event = event.type in ("session.idle", "session.status")
+        if idle_event and busy_seen:
             idle_seen = True
         if final is None or idle_seen:
             messages = await _recent_messages(client, session_id, directory, user_message_id)
             final = judge_turn(session_id, messages, user_message_id, idle=False)
-        if final is not None and idle_seen:
+        if final is not None and (idle_seen or idle_event):
+            # A final answer to this prompt exists, so its turn did start: this
+            # idle is its end, even if the wait began after the busy status.
             return final
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "LogLevel",
     "OpenCodeServer",
     "find_opencode_binary",
+    "free_port",
 ]
 
 DEFAULT_USERNAME = "opencode"
@@ -85,7 +86,8 @@ _XDG_DIRS = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
         port: int = sock.getsockname()[1]
@@ -314,7 +316,7 @@ class OpenCodeServer:
         self._prepare_dirs()
         attempts = 1 if self._port_fixed else _PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            port = self._port if self._port is not None else _free_port()
+            port = self._port if self._port is not None else free_port()
             try:
                 await self._start_on(port)
             except ServerStartError:

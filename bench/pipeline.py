@@ -1,0 +1,83 @@
+"""The full pipeline's cost per task: planner, worker, checks, reviewer, merge.
+
+One run of the real graph (in a child process, see ``bench._child``) asks
+the planner for a plan of N independent one-file tasks (each with the check
+``test -f <id>.txt``), then each task is written by its worker, checked,
+reviewed (the reviewer approves) and merged. The scripted model answers at
+once. With ``max_parallel`` 1 every turn runs alone, so the run's wall time
+splits cleanly into
+
+* turn time: the sum over every prompt of the time from its user message's
+  first ``message.updated`` (the server accepted it) to the session's idle,
+  as the orchestrator's event hub saw them (model plus OpenCode, a new
+  worktree's boot included; the planner's turn too), and
+* orchestration: the rest (sending, following, committing, checks, merging,
+  checkpoints), which is what the graph adds per task.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench._harness import fresh_server, machine, run_child, table
+from bench.orchestration import task_ids
+from langgraph_opencode.testing import (
+    ScriptedModelServer,
+    independent_plan,
+    make_repo,
+    planner_returns,
+    reviewer_says,
+    worker_writes,
+)
+
+
+async def main(n: int = 8) -> None:
+    """Run the pipeline over ``n`` tasks and print its table."""
+    ids = task_ids(n)
+    plan = independent_plan(ids, checks=True)
+    with ScriptedModelServer() as model, tempfile.TemporaryDirectory() as tmp:
+        model.reset(
+            planner_returns(plan),
+            *(worker_writes(t, {f"{t}.txt": f"{t}\n"}) for t in ids),
+            reviewer_says(True, repeat=True),
+        )
+        repo = make_repo(Path(tmp) / "repo")
+        async with fresh_server(model, repo) as server:
+            result = await run_child(
+                "graph",
+                server=server,
+                repo=repo,
+                plan=plan,
+                parallel=1,
+                review=True,
+                planner=True,
+            )
+        requests = len(model.chat_requests()) - 1  # less the warm-up
+    if result["ok"] != n:
+        raise RuntimeError(f"pipeline: {n - result['ok']} task(s) not merged: {result['stderr']}")
+    wall, turns = result["wall_s"], result["turns_s"]
+    print(f"Full pipeline benchmark, {machine()}; max_parallel 1, review on")
+    print()
+    table(
+        [
+            "N",
+            "wall s",
+            "per task ms",
+            "turn time per task ms (model + OpenCode)",
+            "orchestration per task ms",
+            "orchestrator CPU per task ms",
+            "model requests per task",
+        ],
+        [
+            [
+                n,
+                f"{wall:.2f}",
+                f"{wall / n * 1000:.0f}",
+                f"{turns / n * 1000:.0f}",
+                f"{(wall - turns) / n * 1000:.0f}",
+                f"{result['cpu_s'] / n * 1000:.0f}",
+                f"{requests / n:.1f}",
+            ]
+        ],
+    )

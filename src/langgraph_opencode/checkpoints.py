@@ -1,0 +1,151 @@
+"""Where runs are checkpointed: a repository's SQLite file, or a database named by URL.
+
+By default each repository keeps its runs in
+``.git/langgraph-opencode/checkpoints.sqlite``. A URL (argument, or the
+``LANGGRAPH_OPENCODE_CHECKPOINTS`` environment variable) selects another store:
+
+- ``postgresql://user:password@host:port/db`` (or ``postgres://``): PostgreSQL,
+  through ``langgraph-checkpoint-postgres`` (``pip install
+  'langgraph-opencode[postgres]'``); its tables are created on first use.
+- ``sqlite:///path/to/file.sqlite`` or a plain path: that SQLite file.
+
+A URL may hold a password, so it is never shown: errors name the store with
+the password removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from langgraph_opencode.errors import ConfigurationError
+from langgraph_opencode.tools.git import Repo
+
+__all__ = [
+    "CHECKPOINTS_ENV_VAR",
+    "checkpoint_path",
+    "describe_store",
+    "is_shared_store",
+    "open_checkpointer",
+    "run_ids",
+]
+
+CHECKPOINTS_ENV_VAR = "LANGGRAPH_OPENCODE_CHECKPOINTS"
+"""Environment variable with the checkpoint store's URL (default: the repository's file)."""
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def checkpoint_path(repo: Repo) -> Path:
+    """Where a repository's runs are checkpointed by default."""
+    return repo.common_dir / "langgraph-opencode" / "checkpoints.sqlite"
+
+
+def describe_store(url: str) -> str:
+    """``url`` with any password removed, fit for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _store_url(url: str | None) -> str:
+    return (url if url is not None else os.environ.get(CHECKPOINTS_ENV_VAR, "")).strip()
+
+
+def is_shared_store(url: str | None) -> bool:
+    """Whether ``url`` (or the environment's) names a store other than the repository's file."""
+    return bool(_store_url(url))
+
+
+@contextlib.asynccontextmanager
+async def open_checkpointer(
+    repo: Repo, url: str | None = None
+) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """Open the checkpoint store: ``url``, else ``$LANGGRAPH_OPENCODE_CHECKPOINTS``, else the file.
+
+    Raises:
+        ConfigurationError: The URL's scheme is unknown, its driver is not
+            installed, or the database cannot be reached (password not shown).
+    """
+    url = _store_url(url)
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme in _POSTGRES_SCHEMES:
+        async with _postgres(url) as saver:
+            yield saver
+        return
+    if scheme not in ("", "sqlite"):
+        raise ConfigurationError(
+            f"unknown checkpoint store {describe_store(url)!r}: use postgresql://…, "
+            "sqlite:///path, or a file path"
+        )
+    path = _sqlite_path(repo, url)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await saver.setup()
+        yield saver
+
+
+def _sqlite_path(repo: Repo, url: str) -> Path:
+    if not url:
+        path = checkpoint_path(repo)
+    elif url.lower().startswith("sqlite://"):
+        path = Path(urlsplit(url).path)
+    else:
+        path = Path(url).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.asynccontextmanager
+async def _postgres(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:
+        raise ConfigurationError(
+            "PostgreSQL checkpoints need the postgres extra: "
+            "pip install 'langgraph-opencode[postgres]'"
+        ) from None
+    password = urlsplit(url).password
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(url))
+            await saver.setup()  # creates or migrates the tables
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            if password:
+                reason = reason.replace(password, "***")
+            raise ConfigurationError(
+                f"cannot use the checkpoint database {describe_store(url)}: {reason}"
+            ) from None
+        yield saver
+
+
+async def run_ids(saver: BaseCheckpointSaver[Any]) -> list[str]:
+    """The thread ids (run ids) that have a top-level checkpoint in ``saver``."""
+    query = "SELECT DISTINCT thread_id FROM checkpoints WHERE checkpoint_ns = ''"
+    if isinstance(saver, AsyncSqliteSaver):
+        async with saver.conn.execute(query) as cursor:
+            return [str(row[0]) async for row in cursor]
+    conn = getattr(saver, "conn", None)
+    if conn is not None and hasattr(conn, "cursor"):  # AsyncPostgresSaver
+        async with conn.cursor() as cursor:
+            await cursor.execute(query)
+            return [str(row["thread_id"]) for row in await cursor.fetchall()]
+    seen: dict[str, None] = {}
+    async for item in saver.alist(None):
+        configurable = item.config["configurable"]
+        if not configurable.get("checkpoint_ns"):
+            seen.setdefault(str(configurable["thread_id"]), None)
+    return list(seen)

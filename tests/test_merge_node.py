@@ -1,0 +1,84 @@
+"""The merge node on its own, against real git: what it does with state a crash left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.nodes.merge import merge
+from langgraph_opencode.testing import git
+from langgraph_opencode.tools.git import GitRun, Repo
+
+
+async def _commit_task(run: GitRun, task_id: str, files: dict[str, str]) -> str:
+    worktree = await run.create_task_worktree(task_id)
+    for name, text in files.items():
+        (worktree.path / name).write_text(text)
+    committed = await run.commit_all(task_id, f"{task_id}: work")
+    assert committed is not None
+    return str(worktree.path)
+
+
+def _plan() -> dict[str, Any]:
+    def task(task_id: str) -> dict[str, Any]:
+        return {
+            "id": task_id,
+            "title": f"Edit the README ({task_id})",
+            "instructions": "Rewrite README.md",
+            "depends_on": [],
+            "files": ["README.md"],
+            "checks": ["test -f README.md"],
+        }
+
+    return {"objective": "two README edits", "summary": "", "tasks": [task("a"), task("b")]}
+
+
+async def test_a_refresh_left_by_a_crash_is_undone_and_the_conflict_sent_back_again(
+    git_repo: Path,
+) -> None:
+    run = (await Repo.open(git_repo)).run("crash-refresh")
+    worktrees = {
+        "a": await _commit_task(run, "a", {"README.md": "# from a\n"}),
+        "b": await _commit_task(run, "b", {"README.md": "# from b\n"}),
+    }
+    await run.merge("a")
+    b_head = git(Path(worktrees["b"]), "rev-parse", "HEAD").strip()
+    # The lost step: b's merge conflicted, the integration branch was merged
+    # into b's worktree (markers and all), and the process died before that
+    # was checkpointed. The checkpoint still says b is approved.
+    assert (await run.refresh("b")).conflicts == ("README.md",)
+    state: dict[str, Any] = {
+        "run_id": "crash-refresh",
+        "repo": str(git_repo),
+        "plan": _plan(),
+        "tasks": {
+            "a": {"id": "a", "status": "merged", "worktree": worktrees["a"]},
+            "b": {
+                "id": "b",
+                "status": "approved",
+                "round": 0,
+                "worktree": worktrees["b"],
+                "worker_session": "ses_b",
+            },
+        },
+    }
+    events: list[Any] = []
+
+    update = await merge(  # type: ignore[arg-type]
+        state, Runtime(context=RunSettings(), stream_writer=events.append)
+    )
+
+    b = update["tasks"]["b"]
+    assert b["status"] == "working", b.get("reason")
+    assert b["round"] == 1
+    assert b["refreshing"] is True
+    assert b["job"]["session_id"] == "ses_b"
+    assert "README.md" in b["job"]["text"]
+    assert [e["event"]["kind"] for e in events] == ["conflict"]
+    # b's worktree holds the refresh merge again, on top of b's own commit.
+    assert git(Path(worktrees["b"]), "rev-parse", "-q", "--verify", "MERGE_HEAD").strip()
+    assert git(Path(worktrees["b"]), "rev-parse", "HEAD").strip() == b_head
+    assert "<<<<<<<" in (Path(worktrees["b"]) / "README.md").read_text()
