@@ -372,7 +372,6 @@ async def test_an_unreachable_second_server_is_refused_before_the_run_starts(
         closed.close()
     assert unreachable in str(info.value)
     assert _refs(git_repo) == before
-    assert not checkpoint_path(await Repo.open(git_repo)).exists()
 
 
 async def test_a_wrong_password_for_the_second_server_names_it_and_its_variable(
