@@ -16,7 +16,7 @@ import inspect
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,30 +56,40 @@ def _plan_input(
     return parse_plan(plan).model_dump(mode="json")
 
 
+def _given_servers(settings: RunSettings, server_url: str | Sequence[str] | None) -> list[str]:
+    """The URLs given to the API first, then the settings' servers, without repeats."""
+    given = [server_url] if isinstance(server_url, str) else list(server_url or [])
+    return list(dict.fromkeys(url.rstrip("/") for url in [*given, *settings.servers()] if url))
+
+
 @contextlib.asynccontextmanager
 async def _server(
     settings: RunSettings,
     *,
-    server_url: str | None,
+    server_url: str | Sequence[str] | None,
     password: str | SecretStr | None,
     model: str | None,
     opencode_config: Mapping[str, Any] | None,
     isolated: bool,
     on_event: EventHandler | None,
 ) -> AsyncIterator[RunSettings]:
-    if server_url:
+    servers = _given_servers(settings, server_url)
+    if servers:
         if password is not None:
             register_server(
-                server_url, SecretStr(password) if isinstance(password, str) else password
+                servers[0], SecretStr(password) if isinstance(password, str) else password
             )
-        settings.server_url = server_url
+        settings.server_url, settings.server_urls = servers[0], servers[1:]
+        settings.validate()
         try:
-            # Fail before the run touches anything when the server is
-            # unreachable or refuses the password.
-            await services_for(settings)
+            # Fail before the run touches anything when a server is
+            # unreachable or refuses its password.
+            for url in servers:
+                await services_for(settings, url)
             yield settings
         finally:
-            await close_services(server_url)
+            for url in servers:
+                await close_services(url)
         return
     config = build_config(model=model, extra=opencode_config)
     async with OpenCodeServer(config=config, isolated=isolated) as server:
@@ -120,15 +130,18 @@ async def _check_models(settings: RunSettings, repo: Repo, *extra: str | None) -
     }
     if not wanted:
         return
-    known = await (await services_for(settings)).client.models(repo.root)
-    unknown = sorted(wanted - known)
-    if unknown:
-        sample = ", ".join(sorted(known)[:12]) + (" …" if len(known) > 12 else "")
-        raise ConfigurationError(
-            f"unknown model{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the OpenCode "
-            f"server knows {len(known)} model(s) ({sample or 'none'}); configure the provider "
-            "in your OpenCode config, or pick one of these"
-        )
+    servers = settings.servers()
+    for url in servers:
+        known = await (await services_for(settings, url)).client.models(repo.root)
+        unknown = sorted(wanted - known)
+        if unknown:
+            sample = ", ".join(sorted(known)[:12]) + (" …" if len(known) > 12 else "")
+            which = f" at {url}" if len(servers) > 1 else ""
+            raise ConfigurationError(
+                f"unknown model{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the "
+                f"OpenCode server{which} knows {len(known)} model(s) ({sample or 'none'}); "
+                "configure the provider in your OpenCode config, or pick one of these"
+            )
 
 
 async def _drive(
@@ -183,7 +196,7 @@ async def aorchestrate(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     settings: RunSettings | None = None,
     run_id: str | None = None,
-    server_url: str | None = None,
+    server_url: str | Sequence[str] | None = None,
     password: str | SecretStr | None = None,
     model: str | None = None,
     opencode_config: Mapping[str, Any] | None = None,
@@ -201,9 +214,14 @@ async def aorchestrate(
         plan: A ready plan (object, dict, or a YAML/JSON file) to skip planning.
         settings: Run settings; defaults otherwise.
         run_id: The run's id (the checkpoint thread id); a new one by default.
-        server_url: An OpenCode server to use; by default one is started
-            with the user's own OpenCode config and credentials.
-        password: The server's password (else ``settings.password_env``).
+        server_url: An OpenCode server to use, or several to spread the
+            sessions over (the first is the primary; ``settings.server_urls``
+            adds more). They must see the repository at the same path. By
+            default one is started with the user's own OpenCode config and
+            credentials.
+        password: The primary server's password. Without it, and for the
+            other servers, each server's environment variable is read
+            (``settings.password_envs``, else ``settings.password_env``).
         model: For an embedded server: the default ``provider/model``.
         opencode_config: For an embedded server: extra OpenCode config.
         isolated: For an embedded server: hide the user's OpenCode config.
@@ -262,7 +280,7 @@ async def aresume(
     repo: str | os.PathLike[str] = ".",
     answer: Any = None,
     settings: RunSettings | None = None,
-    server_url: str | None = None,
+    server_url: str | Sequence[str] | None = None,
     password: str | SecretStr | None = None,
     model: str | None = None,
     opencode_config: Mapping[str, Any] | None = None,

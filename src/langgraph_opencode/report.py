@@ -23,6 +23,10 @@ class TaskReport(BaseModel):
     branch: str = ""
     worktree: str = ""
     sessions: list[str] = Field(default_factory=list)
+    server: str = ""
+    """The OpenCode server its (last) worker session ran on."""
+    moves: int = 0
+    """How often it moved to another server because its server went away."""
     commits: list[str] = Field(default_factory=list)
     merge_sha: str = ""
     checks: list[dict[str, Any]] = Field(default_factory=list)
@@ -89,15 +93,19 @@ class RunReport(BaseModel):
         if self.error:
             lines += [f"**Error:** {self.error}", ""]
         if self.tasks:
+            # The server column only when the run used several servers.
+            several = len({t.server for t in self.tasks if t.server}) > 1
             lines += [
-                "| task | status | rounds | checks | tokens | cost | time |",
-                "|---|---|---|---|---|---|---|",
+                "| task | status | rounds | checks | tokens | cost | time |"
+                + (" server |" if several else ""),
+                "|---|---|---|---|---|---|---|" + ("---|" if several else ""),
             ]
             for t in self.tasks:
                 passed = sum(1 for c in t.checks if c.get("passed"))
                 lines.append(
                     f"| `{t.id}` {t.title} | {t.status} | {t.rounds} | {passed}/{len(t.checks)} "
                     f"| {t.tokens} | ${t.cost:.4f} | {t.duration_s:.1f}s |"
+                    + (f" {t.server} |" if several else "")
                 )
             lines.append("")
             for t in self.tasks:

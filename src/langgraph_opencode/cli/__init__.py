@@ -77,7 +77,7 @@ def _interrupted(args: argparse.Namespace, out: Output) -> int:
         console.print("The embedded OpenCode server stopped with it, ending its sessions.")
     elif getattr(args, "abort_on_interrupt", False):
         try:
-            count = asyncio.run(commands.abort_sessions(out, server, args.password_env))
+            count = asyncio.run(commands.abort_sessions(out, args))
             console.print(f"Aborted {count} running session(s).")
         except (LangGraphOpenCodeError, KeyboardInterrupt) as exc:
             console.print(f"Could not abort the sessions: {escape(str(exc) or 'interrupted')}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shlex
 import sys
 import time
@@ -38,11 +37,11 @@ from langgraph_opencode.cli.parser import (
 from langgraph_opencode.cli.progress import Progress, task_table
 from langgraph_opencode.cli.store import RunInfo, list_runs, load_run
 from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError
+from langgraph_opencode.graph.services import client_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.tools.git import Repo
-from langgraph_opencode.tools.opencode.client import OpenCodeClient
 
 __all__ = [
     "Output",
@@ -103,6 +102,19 @@ def resume_command(args: argparse.Namespace, run_id: str, repo_root: str) -> lis
     return command
 
 
+def _connection(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings the connection flags give: servers and passwords' variables."""
+    servers = list(args.server or [])
+    return {
+        "server_url": servers[0] if servers else "",
+        "server_urls": servers[1:],
+        "password_env": args.password_env,
+        "password_envs": dict(
+            value.rsplit("=", 1) for value in getattr(args, "server_password_env", None) or []
+        ),
+    }
+
+
 def _settings(args: argparse.Namespace, *, approve_plan: bool = False) -> RunSettings:
     unmatched = args.unmatched
     if args.yes:
@@ -114,7 +126,7 @@ def _settings(args: argparse.Namespace, *, approve_plan: bool = False) -> RunSet
         "max_rework_rounds": args.max_rework_rounds,
     }
     return RunSettings(
-        password_env=args.password_env,
+        **_connection(args),
         planner_model=args.planner_model or "",
         worker_model=args.worker_model or "",
         reviewer_model=args.reviewer_model or "",
@@ -144,8 +156,9 @@ def _on_interrupt(
 
 
 def _check_server_flags(args: argparse.Namespace) -> None:
-    if args.server and not args.server.startswith(("http://", "https://")):
-        raise ConfigurationError(f"--server wants an http(s) URL, got {args.server!r}")
+    for url in args.server or []:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"--server wants an http(s) URL, got {url!r}")
     if args.model and args.server:
         raise ConfigurationError(
             "--model sets the embedded server's default model; with --server use "
@@ -314,24 +327,28 @@ def _paused_report(info: RunInfo, repo: Repo) -> RunReport:
     )
 
 
-async def abort_sessions(out: Output, server_url: str, password_env: str) -> int:
+async def abort_sessions(out: Output, args: argparse.Namespace) -> int:
     """Abort the sessions the run's checkpoint says are running; return how many."""
     repo = await Repo.open(out.repo_root)
     info = await load_run(repo, out.run_id)
     sessions = info.sessions()
     if not sessions:
         return 0
-    password = os.environ.get(password_env) or None
+    settings = RunSettings(**_connection(args))
+    primary = settings.servers()[0]
     aborted = 0
-    async with OpenCodeClient(server_url, password=password) as client:
-        for session_id, directory in sessions:
-            try:
-                await client.abort(session_id, directory)
-                aborted += 1
-            except LangGraphOpenCodeError as exc:
-                out.errors.print(
-                    f"could not abort session {escape(session_id)}: {escape(str(exc))}"
-                )
+    for url in dict.fromkeys(server or primary for _, _, server in sessions):
+        async with client_for(settings, url) as client:
+            for session_id, directory, server in sessions:
+                if (server or primary) != url:
+                    continue
+                try:
+                    await client.abort(session_id, directory)
+                    aborted += 1
+                except LangGraphOpenCodeError as exc:
+                    out.errors.print(
+                        f"could not abort session {escape(session_id)}: {escape(str(exc))}"
+                    )
     return aborted
 
 

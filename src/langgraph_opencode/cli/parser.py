@@ -31,8 +31,9 @@ exit codes:
        answer with `langgraph-opencode resume RUN_ID --answer ...`
   130  interrupted (Ctrl-C); continue with `langgraph-opencode resume RUN_ID`
 
-The OpenCode server's password is read from the environment variable named by
---password-env (default OPENCODE_SERVER_PASSWORD), never from the command line.
+The OpenCode servers' passwords are read from the environment variables named by
+--password-env (default OPENCODE_SERVER_PASSWORD) and --server-password-env, never
+from the command line.
 Without --server, an embedded `opencode serve` is started with your own OpenCode
 config and provider credentials.
 """
@@ -40,6 +41,7 @@ config and provider credentials.
 SETTING_FLAGS = (
     "server",
     "password_env",
+    "server_password_env",
     "model",
     "planner_model",
     "worker_model",
@@ -66,6 +68,15 @@ def _permission_rule(value: str) -> str:
     return value
 
 
+def _server_password_env(value: str) -> str:
+    url, _, name = value.rpartition("=")
+    if not url or not name:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not URL=NAME (e.g. 'http://host2:4096=HOST2_PASSWORD')"
+        )
+    return value
+
+
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server and models")
     group.add_argument(
@@ -74,13 +85,25 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--server",
         metavar="URL",
-        help="an OpenCode server to use (default: start an embedded `opencode serve`)",
+        action="append",
+        help="an OpenCode server to use; repeat it to spread the sessions over several "
+        "(the first is the primary; all must see the repository at the same path) "
+        "(default: start an embedded `opencode serve`)",
     )
     group.add_argument(
         "--password-env",
         metavar="NAME",
         default="OPENCODE_SERVER_PASSWORD",
-        help="environment variable holding the server's password (default: %(default)s)",
+        help="environment variable holding the servers' password (default: %(default)s)",
+    )
+    group.add_argument(
+        "--server-password-env",
+        metavar="URL=NAME",
+        action="append",
+        default=[],
+        type=_server_password_env,
+        help="environment variable holding one server's password, if not --password-env "
+        "(repeatable)",
     )
     group.add_argument(
         "--model",

@@ -27,6 +27,7 @@ __all__ = ["Progress", "task_table"]
 _STATUS_OF = {
     "dispatched": "working",
     "resumed": "working",
+    "moved": "working",
     "rework": "working",
     "conflict": "working",
     "checked": "reviewing",
@@ -46,6 +47,8 @@ _STYLE = {
     "failed": "red",
     "blocked": "red",
     "aborted": "red",
+    "server_lost": "red",
+    "moved": "yellow",
     "conflict": "yellow",
     "rework": "yellow",
     "permission": "magenta",

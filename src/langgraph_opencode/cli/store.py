@@ -41,15 +41,20 @@ class RunInfo:
     integration_branch: str = ""
     cost: float = 0.0
 
-    def sessions(self) -> list[tuple[str, str]]:
-        """``(session id, directory)`` of the sessions that may still be running."""
+    def sessions(self) -> list[tuple[str, str, str]]:
+        """``(session id, directory, server)`` of the sessions that may still be running.
+
+        The server is empty for runs from before several servers (the primary one).
+        """
         found = []
         for record in self.tasks.values():
             job = record.get("job") or None
             if record.get("status") in ("merged", "failed", "blocked") or not job:
                 continue
             if job.get("sent") and not job.get("outcome"):
-                found.append((str(job["session_id"]), str(job["directory"])))
+                found.append(
+                    (str(job["session_id"]), str(job["directory"]), str(job.get("server") or ""))
+                )
         return found
 
 

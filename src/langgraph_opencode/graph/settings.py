@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.tools.opencode.config import split_model
@@ -25,10 +26,16 @@ class RunSettings:
     """How one orchestration run behaves.
 
     Attributes:
-        server_url: The OpenCode server the sessions run on. Empty: the
-            ``orchestrate`` API starts an embedded one and fills this in.
-        password_env: Name of the environment variable holding the server's
+        server_url: The run's primary OpenCode server (the planner's first
+            choice). Empty: the first of ``server_urls``, or, with none, the
+            ``orchestrate`` API starts an embedded server and fills this in.
+        server_urls: More OpenCode servers to spread the sessions over (see
+            :meth:`servers`). Every server must see the repository at the
+            same path (same machine or a shared filesystem).
+        password_env: Name of the environment variable holding the servers'
             password (an embedded server's password is known in-process).
+        password_envs: Per server URL, the environment variable holding that
+            server's password, where it differs from ``password_env``.
         planner_model: ``provider/model`` for the planner; empty: the server's default.
         worker_model: ``provider/model`` for the workers; empty: the server's default.
         reviewer_model: ``provider/model`` for the reviewer; empty: the server's default.
@@ -56,7 +63,9 @@ class RunSettings:
     """
 
     server_url: str = ""
+    server_urls: list[str] = field(default_factory=list)
     password_env: str = "OPENCODE_SERVER_PASSWORD"
+    password_envs: dict[str, str] = field(default_factory=dict)
     planner_model: str = ""
     worker_model: str = ""
     reviewer_model: str = ""
@@ -129,8 +138,61 @@ class RunSettings:
                 for rule in getattr(self, name)
                 if ":" not in rule
             ]
+        problems += self._server_problems()
         if problems:
             raise ConfigurationError("invalid run settings:\n- " + "\n- ".join(problems))
+
+    def servers(self) -> list[str]:
+        """The run's servers, primary first: ``server_url``, then ``server_urls``.
+
+        Trailing slashes are dropped and repeats left out.
+        """
+        found: list[str] = []
+        for url in [self.server_url, *self.server_urls]:
+            url = url.rstrip("/")
+            if url and url not in found:
+                found.append(url)
+        return found
+
+    def password_env_for(self, url: str) -> str:
+        """The environment variable that holds ``url``'s password."""
+        url = url.rstrip("/")
+        for key, name in self.password_envs.items():
+            if key.rstrip("/") == url:
+                return name
+        return self.password_env
+
+    def _server_problems(self) -> list[str]:
+        problems: list[str] = []
+        if any(not url for url in self.server_urls):
+            problems.append("server_urls entries must not be empty")
+        for url in [self.server_url, *self.server_urls]:
+            if not url:
+                continue
+            try:
+                parsed = urlsplit(url)
+            except ValueError:
+                problems.append(f"server URLs look like 'http://host:port', got {url!r}")
+                continue
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                problems.append(f"server URLs look like 'http://host:port', got {url!r}")
+            elif "@" in parsed.netloc:
+                # Never echo the URL: its user part may hold a password.
+                problems.append(
+                    f"the server URL for host {parsed.hostname!r} holds credentials; give the "
+                    "password through the environment variable named by password_env or "
+                    "password_envs instead"
+                )
+        problems += [
+            f"password_envs[{url!r}] must name an environment variable, got {name!r}"
+            for url, name in self.password_envs.items()
+            if not name or "=" in name
+        ]
+        if not self.password_env or "=" in self.password_env:
+            problems.append(
+                f"password_env must name an environment variable, got {self.password_env!r}"
+            )
+        return problems
 
     def decide_permission(self, permission: str, patterns: list[str]) -> PermissionDecision:
         """Decide a permission request by the allow and deny rules.

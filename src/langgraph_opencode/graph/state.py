@@ -64,6 +64,8 @@ class PromptJob(TypedDict):
         abort_reason: Why the monitor aborted the turn, kept until its outcome
             arrives (maybe in a later monitor entry).
         aborted_at: When it did (seconds since the epoch).
+        server: The URL of the OpenCode server the session lives on (missing
+            in runs from before several servers: the run's primary server).
     """
 
     role: JobRole
@@ -83,6 +85,7 @@ class PromptJob(TypedDict):
     active_at: NotRequired[float]
     abort_reason: NotRequired[str]
     aborted_at: NotRequired[float]
+    server: NotRequired[str]
 
 
 class TaskRecord(TypedDict, total=False):
@@ -95,6 +98,10 @@ class TaskRecord(TypedDict, total=False):
     branch: str
     worktree: str
     worker_session: str
+    server: str
+    """The URL of the OpenCode server the worker session lives on."""
+    moves: int
+    """How often the task moved to another server because its server went away."""
     reviewer_session: str
     job: PromptJob | None
     tokens: int

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from langgraph_opencode.prompts import code_block
 from langgraph_opencode.tools.checks import CheckResult, run_check
 from langgraph_opencode.tools.git import GitRun, Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
+from langgraph_opencode.tools.opencode.models import PromptOutcome
 
 __all__ = [
     "DIFF_SLOT",
@@ -23,11 +24,15 @@ __all__ = [
     "event",
     "failure",
     "git_run",
+    "lost_turn",
     "new_job",
+    "parent_session",
     "plan_of",
     "prompt_text",
     "resend",
     "run_checks",
+    "server_lost_outcome",
+    "server_of",
     "settings_of",
     "task_update",
 ]
@@ -77,10 +82,12 @@ def new_job(
     agent: str,
     model: str,
     text: str,
+    server: str,
     schema: dict[str, Any] | None = None,
 ) -> PromptJob:
     """A prompt, recorded with its message id before it is sent."""
     return PromptJob(
+        server=server,
         role=role,
         session_id=session_id,
         directory=directory,
@@ -104,6 +111,36 @@ def resend(job: PromptJob) -> PromptJob:
     return PromptJob(
         **{**kept, "message_id": OpenCodeClient.new_message_id(), "sent": False, "outcome": None}  # type: ignore[typeddict-item]
     )
+
+
+def server_of(item: Mapping[str, Any], settings: RunSettings) -> str:
+    """The server of a job, a task's worker or a permission request (older runs: the primary)."""
+    return str(item.get("server") or next(iter(settings.servers()), ""))
+
+
+def parent_session(state: OrchestratorState, settings: RunSettings, url: str) -> str | None:
+    """The planner session, as the parent of a new session on ``url`` if both share it."""
+    planner = state.get("planner_job")
+    if planner is None or server_of(planner, settings) != url:
+        return None  # a parent on another server would not be found
+    return state.get("planner_session")
+
+
+def lost_turn(session_id: str, url: str) -> PromptOutcome:
+    """How a turn ends when its server goes away: incomplete (to be sent again elsewhere)."""
+    return PromptOutcome(
+        kind="incomplete",
+        session_id=session_id,
+        error_message=f"the OpenCode server {url} went away",
+    )
+
+
+def server_lost_outcome(job: PromptJob, url: str) -> dict[str, Any]:
+    """A job's recorded outcome when its server went away (``server_lost``: the URL)."""
+    return {
+        **lost_turn(job["session_id"], url).model_dump(mode="json"),
+        "server_lost": url,
+    }
 
 
 def event(

@@ -1,9 +1,10 @@
 """Start ready tasks, and send the prompts that are recorded but not yet sent.
 
 ``dispatch`` gives each ready task (every dependency merged) its worktree on
-its own branch from the integration branch's head, and its own session (a
-child of the planner session), and records the worker prompt, up to the
-parallel limit. It also marks the tasks that can never start because a
+its own branch from the integration branch's head, and its own session on
+the least loaded of the run's servers that answers (a child of the planner
+session when both are on one server), and records the worker prompt, up to
+the parallel limit. It also marks the tasks that can never start because a
 dependency failed. ``send`` is the only node that sends prompts: before
 sending one, it asks the server whether a message with that id already
 arrived, so a resumed run never sends the same prompt twice.
@@ -12,14 +13,20 @@ arrived, so a resumed run never sends the same prompt twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from langgraph_opencode.errors import GitError, OpenCodeHTTPError
-from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.graph.services import (
+    UNREACHABLE,
+    pick_server,
+    server_lost,
+    services_for,
+)
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import (
     TERMINAL_STATUSES,
@@ -32,8 +39,11 @@ from langgraph_opencode.nodes._common import (
     failure,
     git_run,
     new_job,
+    parent_session,
     plan_of,
     prompt_text,
+    server_lost_outcome,
+    server_of,
     settings_of,
 )
 from langgraph_opencode.plan import Plan, Task, blocked_by_failure, ready_tasks
@@ -41,7 +51,7 @@ from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
 from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
-__all__ = ["ACTIVE_STATUSES", "dispatch", "send", "worker_prompt"]
+__all__ = ["ACTIVE_STATUSES", "dispatch", "send", "server_load", "worker_prompt"]
 
 ACTIVE_STATUSES = frozenset({"working", "checking", "reviewing", "approved"})
 
@@ -88,8 +98,8 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     ]
     if slots <= 0 or not ready:
         return {"tasks": updates, "events": events} if updates else {}
-    services = await services_for(settings)
     run = await git_run(state)
+    load = server_load(tasks)
     for task in ready[:slots]:
         try:
             worktree = await run.create_task_worktree(task.id)
@@ -98,11 +108,13 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             updates[task.id], note = failure(task.id, reason, runtime)
             events.append(note)
             continue
+        services = await pick_server(settings, load)
+        load[services.url] += 1
         session_id = await services.tools.create_session.ainvoke(
             {
                 "directory": str(worktree.path),
                 "title": f"task {task.id}: {task.title}",
-                "parent_id": state.get("planner_session"),
+                "parent_id": parent_session(state, settings, services.url),
             }
         )
         finished = {t for t, s in status.items() if s in TERMINAL_STATUSES}
@@ -113,6 +125,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             branch=worktree.branch,
             worktree=str(worktree.path),
             worker_session=session_id,
+            server=services.url,
             sessions=[session_id],
             started_at=time.time(),
             job=new_job(
@@ -122,12 +135,29 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 agent=WORKER_AGENT,
                 model=settings.worker_model,
                 text=text,
+                server=services.url,
             ),
         )
+        where = f" on {services.url}" if len(settings.servers()) > 1 else ""
         events.append(
-            event("dispatched", f"{task.id} started in {worktree.branch}", runtime, task=task.id)
+            event(
+                "dispatched",
+                f"{task.id} started in {worktree.branch}{where}",
+                runtime,
+                task=task.id,
+                server=services.url,
+            )
         )
     return {"tasks": updates, "events": events}
+
+
+def server_load(tasks: Mapping[str, TaskRecord]) -> Counter[str]:
+    """How many tasks under way each server runs the sessions of."""
+    return Counter(
+        record["server"]
+        for record in tasks.values()
+        if record.get("status") in ACTIVE_STATUSES and record.get("server")
+    )
 
 
 def worker_prompt(plan: Plan, task: Task, *, finished: Collection[str] = ()) -> str:
@@ -162,6 +192,39 @@ def _unsent(state: OrchestratorState) -> list[tuple[str | None, PromptJob]]:
     return jobs
 
 
+async def _send_one(
+    state: OrchestratorState,
+    job: PromptJob,
+    settings: RunSettings,
+    url: str,
+    config: RunnableConfig,
+) -> OpenCodeHTTPError | None:
+    """Send ``job`` unless it arrived already; return the server's refusal, if any."""
+    services = await services_for(settings, url)
+    if await prompt_arrived(
+        services.client, job["session_id"], job["directory"], job["message_id"]
+    ):
+        return None
+    try:
+        await services.tools.send_prompt.ainvoke(
+            {
+                "session_id": job["session_id"],
+                "directory": job["directory"],
+                "text": await prompt_text(state, job, settings.diff_chars),
+                "agent": job["agent"],
+                "model": job["model"] or None,
+                "message_id": job["message_id"],
+                "json_schema": job["schema"],
+            },
+            config,
+        )
+    except OpenCodeHTTPError as exc:
+        if exc.retryable:
+            raise  # a server error: resuming later sends it again
+        return exc
+    return None
+
+
 async def send(
     state: OrchestratorState, runtime: Runtime[RunSettings], config: RunnableConfig
 ) -> dict[str, Any]:
@@ -170,32 +233,32 @@ async def send(
     if not jobs:
         return {}
     settings = settings_of(runtime)
-    services = await services_for(settings)
     tasks: dict[str, TaskRecord] = {}
     update: dict[str, Any] = {}
     for task_id, job in jobs:
-        arrived = await prompt_arrived(
-            services.client, job["session_id"], job["directory"], job["message_id"]
-        )
-        refused: OpenCodeHTTPError | None = None
-        if not arrived:
-            try:
-                await services.tools.send_prompt.ainvoke(
-                    {
-                        "session_id": job["session_id"],
-                        "directory": job["directory"],
-                        "text": await prompt_text(state, job, settings.diff_chars),
-                        "agent": job["agent"],
-                        "model": job["model"] or None,
-                        "message_id": job["message_id"],
-                        "json_schema": job["schema"],
-                    },
-                    config,
+        url = server_of(job, settings)
+        try:
+            refused = await _send_one(state, job, settings, url, config)
+        except UNREACHABLE:
+            if not await server_lost(settings, url):
+                raise  # a passing failure: resuming later sends it
+            # Its session is out of reach (if the prompt arrived, it died with
+            # the server): the next node moves the work to another server.
+            lost = PromptJob(**{**job, "outcome": server_lost_outcome(job, url)})
+            if task_id is None:
+                update["planner_job"] = lost
+            else:
+                tasks[task_id] = TaskRecord(id=task_id, job=lost)
+            update.setdefault("events", []).append(
+                event(
+                    "server_lost",
+                    f"{task_id or 'planner'}: the OpenCode server {url} went away",
+                    runtime,
+                    task=task_id,
+                    server=url,
                 )
-            except OpenCodeHTTPError as exc:
-                if exc.retryable:
-                    raise  # a server error: resuming later sends it again
-                refused = exc
+            )
+            continue
         if refused is not None:
             reason = f"the server refused the prompt: {refused}"
             if task_id is None:

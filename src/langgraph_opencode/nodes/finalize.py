@@ -69,6 +69,8 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             branch=record.get("branch", ""),
             worktree=record.get("worktree", ""),
             sessions=list(record.get("sessions") or []),
+            server=record.get("server", ""),
+            moves=int(record.get("moves") or 0),
             commits=list(record.get("commits") or []),
             merge_sha=record.get("merge_sha", ""),
             checks=list(record.get("checks") or []),

@@ -18,10 +18,10 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from langgraph_opencode.errors import ConfigurationError, NotFoundError
-from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.graph.services import UNREACHABLE, server_lost, services_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState
-from langgraph_opencode.nodes._common import event, settings_of
+from langgraph_opencode.nodes._common import event, server_of, settings_of
 
 __all__ = ["ask_human"]
 
@@ -58,19 +58,26 @@ async def ask_human(
             break
         except ConfigurationError as exc:
             payload = {**payload, "error": str(exc)}
-    services = await services_for(settings_of(runtime))
+    settings = settings_of(runtime)
     events = []
     for request, (reply, message) in zip(waiting, replies, strict=True):
-        with contextlib.suppress(NotFoundError):  # already answered before a crash
-            await services.tools.reply_permission.ainvoke(
-                {
-                    "request_id": request["id"],
-                    "directory": request["directory"],
-                    "reply": reply,
-                    "message": message,
-                },
-                config,
-            )
+        url = server_of(request, settings)
+        try:
+            services = await services_for(settings, url)
+            with contextlib.suppress(NotFoundError):  # already answered before a crash
+                await services.tools.reply_permission.ainvoke(
+                    {
+                        "request_id": request["id"],
+                        "directory": request["directory"],
+                        "reply": reply,
+                        "message": message,
+                    },
+                    config,
+                )
+        except UNREACHABLE:
+            if not await server_lost(settings, url):
+                raise
+            continue  # the request died with its server; the monitor moves the work
         what = f"{request['permission']} {' '.join(request.get('patterns', []))}".strip()
         events.append(
             event(

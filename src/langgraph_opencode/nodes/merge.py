@@ -22,6 +22,7 @@ from langgraph_opencode.nodes._common import (
     git_run,
     new_job,
     plan_of,
+    server_of,
     settings_of,
 )
 from langgraph_opencode.plan import Task
@@ -68,6 +69,7 @@ async def _send_back(
             agent=WORKER_AGENT,
             model=settings.worker_model,
             text=text,
+            server=server_of(record, settings),
         ),
     )
     note = event("conflict", f"{task.id}: conflicts in {', '.join(paths)}", runtime, task=task.id)

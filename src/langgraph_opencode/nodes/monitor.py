@@ -32,10 +32,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from langgraph_opencode.errors import NotFoundError, OpenCodeHTTPError
-from langgraph_opencode.graph.services import Services, services_for
+from langgraph_opencode.graph.services import UNREACHABLE, Services, server_lost, services_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
-from langgraph_opencode.nodes._common import event, settings_of
+from langgraph_opencode.nodes._common import event, lost_turn, server_of, settings_of
 from langgraph_opencode.tools.opencode.models import Event, Message, PromptOutcome
 from langgraph_opencode.tools.opencode.runs import reconcile, wait_for_outcome
 
@@ -88,6 +88,9 @@ class _Tracked:
     looked: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: PromptOutcome | None = None
     asked: list[dict[str, Any]] = field(default_factory=list)
+    server: str = ""
+    lost: str = ""
+    """The URL of the job's server, once that server is gone."""
 
     def __post_init__(self) -> None:
         now = time.time()
@@ -153,11 +156,19 @@ class _Tracked:
                 self.message_usage[str(info.get("id"))] = (total, float(info.get("cost") or 0.0))
 
 
-def _outstanding(state: OrchestratorState) -> list[_Tracked]:
+def _outstanding(state: OrchestratorState, settings: RunSettings) -> list[_Tracked]:
     tracked: list[_Tracked] = []
     planner = state.get("planner_job")
     if planner is not None and planner["sent"] and planner["outcome"] is None:
-        tracked.append(_Tracked(key=None, job=planner, base_tokens=0, base_cost=0.0))
+        tracked.append(
+            _Tracked(
+                key=None,
+                job=planner,
+                base_tokens=0,
+                base_cost=0.0,
+                server=server_of(planner, settings),
+            )
+        )
     for task_id, record in (state.get("tasks") or {}).items():
         job = record.get("job")
         if job is not None and job["sent"] and job["outcome"] is None:
@@ -167,6 +178,7 @@ def _outstanding(state: OrchestratorState) -> list[_Tracked]:
                     job=job,
                     base_tokens=int(record.get("tokens") or 0),
                     base_cost=float(record.get("cost") or 0.0),
+                    server=server_of(job, settings),
                 )
             )
     return tracked
@@ -177,16 +189,15 @@ class _Monitor:
         self,
         state: OrchestratorState,
         settings: RunSettings,
-        services: Services,
         runtime: Runtime[RunSettings],
         config: RunnableConfig,
     ) -> None:
         self.state = state
         self.settings = settings
-        self.services = services
+        self.services: dict[str, Services] = {}
         self.runtime = runtime
         self.config = config
-        self.tracked = _outstanding(state)
+        self.tracked = _outstanding(state, settings)
         self.events: list[dict[str, Any]] = []
         self.done = asyncio.Event()
         self.run_cost_spent = float(state.get("cost") or 0.0)
@@ -199,13 +210,18 @@ class _Monitor:
         self.events.append(
             event("aborted", f"{item.key or 'planner'}: {reason}", self.runtime, task=item.key)
         )
-        await self.services.tools.abort_session.ainvoke(
-            {"session_id": item.job["session_id"], "directory": item.job["directory"]}, self.config
-        )
+        try:
+            await self.services[item.server].tools.abort_session.ainvoke(
+                {"session_id": item.job["session_id"], "directory": item.job["directory"]},
+                self.config,
+            )
+        except UNREACHABLE as exc:
+            await self.check_server(item.server, exc)
 
     async def answer_permissions(self, item: _Tracked) -> bool:
         """Answer pending requests by policy; return whether a human must answer some."""
-        client, job = self.services.client, item.job
+        services, job = self.services[item.server], item.job
+        client = services.client
         for request in await client.permissions(job["directory"]):
             if request.session_id != job["session_id"]:
                 continue
@@ -217,6 +233,7 @@ class _Monitor:
                         "kind": "permission",
                         "id": request.id,
                         "task": item.key,
+                        "server": item.server,
                         "session_id": request.session_id,
                         "directory": job["directory"],
                         "permission": request.permission,
@@ -228,7 +245,7 @@ class _Monitor:
             reply = "once" if decision == "allow" else "reject"
             message = None if decision == "allow" else "Denied by the run's permission policy."
             with contextlib.suppress(NotFoundError):  # answered already (e.g. before a crash)
-                await self.services.tools.reply_permission.ainvoke(
+                await services.tools.reply_permission.ainvoke(
                     {
                         "request_id": request.id,
                         "directory": job["directory"],
@@ -252,9 +269,34 @@ class _Monitor:
                     await client.reject_question(question.id, job["directory"])
         return bool(item.asked)
 
+    async def connect(self) -> None:
+        """Open the connections to every server a tracked prompt runs on."""
+        for url in dict.fromkeys(item.server for item in self.tracked):
+            try:
+                self.services[url] = await services_for(self.settings, url)
+            except UNREACHABLE as exc:
+                await self.check_server(url, exc)
+
+    async def check_server(self, url: str, error: Exception) -> None:
+        """After ``error`` from ``url``: end its prompts if it is gone, else raise ``error``."""
+        if not await server_lost(self.settings, url):
+            raise error  # a passing failure: the run stops and can be resumed
+        if all(item.outcome is not None for item in self.tracked if item.server == url):
+            return  # another follower found it gone first
+        for item in self.tracked:
+            if item.server == url and item.outcome is None:
+                item.outcome = lost_turn(item.job["session_id"], url)
+                item.lost = url
+        self.events.append(
+            event("server_lost", f"the OpenCode server {url} went away", self.runtime, server=url)
+        )
+        self.done.set()
+
     async def follow(self, item: _Tracked) -> None:
         try:
             await self._follow(item)
+        except UNREACHABLE as exc:
+            await self.check_server(item.server, exc)
         except OpenCodeHTTPError as exc:
             # The server refuses something about this one session (e.g. it was
             # deleted): end this prompt with that reason, not the whole run.
@@ -268,8 +310,9 @@ class _Monitor:
             item.looked.set()
 
     async def _follow(self, item: _Tracked) -> None:
-        client, job = self.services.client, item.job
-        with self.services.hub.subscribe(session_ids={job["session_id"]}) as sub:
+        services, job = self.services[item.server], item.job
+        client = services.client
+        with services.hub.subscribe(session_ids={job["session_id"]}) as sub:
             state = await reconcile(client, job["session_id"], job["directory"], job["message_id"])
             if (
                 state.outcome is not None
@@ -427,6 +470,8 @@ class _Monitor:
                 item.abort_reason = f"run cost budget exceeded (${cost:.2f} > ${cost_limit:.2f})"
             if item.abort_reason:
                 outcome["abort_reason"] = item.abort_reason
+            if item.lost:
+                outcome["server_lost"] = item.lost
             job = PromptJob(**{**item.job, "outcome": outcome})
             if item.key is None:
                 update["planner_job"] = job
@@ -454,8 +499,14 @@ async def monitor(
 ) -> dict[str, Any]:
     """Wait until an outstanding prompt ends or needs a person; record what happened."""
     settings = settings_of(runtime)
-    watcher = _Monitor(state, settings, await services_for(settings), runtime, config)
+    watcher = _Monitor(state, settings, runtime, config)
     if not watcher.tracked:
         return {}
-    await watcher.run()
+    await watcher.connect()
+    # A prompt ``send`` found its server gone for is to be moved now, not
+    # after the others end.
+    jobs = [record.get("job") for record in (state.get("tasks") or {}).values()]
+    moving = any(job and (job["outcome"] or {}).get("server_lost") for job in jobs)
+    if not watcher.done.is_set() and not moving:
+        await watcher.run()
     return watcher.update()

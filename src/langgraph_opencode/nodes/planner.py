@@ -16,10 +16,10 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from langgraph_opencode.errors import ConfigurationError, PlanError
-from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.graph.services import pick_server
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState
-from langgraph_opencode.nodes._common import event, new_job, settings_of
+from langgraph_opencode.nodes._common import event, new_job, server_of, settings_of
 from langgraph_opencode.plan import parse_plan, plan_schema
 from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.tools.git import Repo
@@ -97,6 +97,40 @@ async def _repo_summary(root: str) -> str:
     )
 
 
+async def _first_prompt(
+    state: OrchestratorState,
+    settings: RunSettings,
+    runtime: Runtime[RunSettings],
+    *,
+    attempts: int,
+) -> dict[str, Any]:
+    """A new planner session on the least loaded server, and its first prompt."""
+    services = await pick_server(settings, {})
+    session_id = await services.tools.create_session.ainvoke(
+        {"directory": state["repo"], "title": f"plan: {state['objective'][:60]}"}
+    )
+    text = render(
+        "planner",
+        objective=state["objective"],
+        repo_summary=await _repo_summary(state["repo"]),
+    )
+    return {
+        "planner_session": session_id,
+        "planner_job": new_job(
+            "planner",
+            session_id=session_id,
+            directory=state["repo"],
+            agent=PLANNER_AGENT,
+            model=settings.planner_model,
+            text=text,
+            schema=plan_schema(),
+            server=services.url,
+        ),
+        "plan_attempts": attempts,
+        "events": [event("plan", "asking the planner for a plan", runtime)],
+    }
+
+
 async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Accept the planner's answer, or record the next planner prompt."""
     settings = settings_of(runtime)
@@ -106,29 +140,11 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
     if state.get("plan"):
         return {}
     if job is None:
-        services = await services_for(settings)
-        session_id = await services.tools.create_session.ainvoke(
-            {"directory": state["repo"], "title": f"plan: {state['objective'][:60]}"}
-        )
-        text = render(
-            "planner",
-            objective=state["objective"],
-            repo_summary=await _repo_summary(state["repo"]),
-        )
-        return {
-            "planner_session": session_id,
-            "planner_job": new_job(
-                "planner",
-                session_id=session_id,
-                directory=state["repo"],
-                agent=PLANNER_AGENT,
-                model=settings.planner_model,
-                text=text,
-                schema=plan_schema(),
-            ),
-            "plan_attempts": 1,
-            "events": [event("plan", "asking the planner for a plan", runtime)],
-        }
+        return await _first_prompt(state, settings, runtime, attempts=1)
+    lost = (job["outcome"] or {}).get("server_lost")
+    if lost:
+        # Its server went away: the same planning attempt, in a new session elsewhere.
+        return await _first_prompt(state, settings, runtime, attempts=max(attempts, 1))
     if job["outcome"] is None and not feedback:
         return {}  # the prompt is still out: send and monitor take it from here
     outcome = job["outcome"] or {}
@@ -176,6 +192,7 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
             model=settings.planner_model,
             text=text,
             schema=plan_schema(),
+            server=server_of(job, settings),
         ),
         "plan_attempts": 1 if feedback else attempts + 1,
         "plan_feedback": "",

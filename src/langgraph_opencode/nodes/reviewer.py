@@ -8,6 +8,9 @@ For each task whose prompt has ended:
   and the check results;
 * a worker's run that died (stalled, timed out, the server restarted) is
   prompted to carry on, a bounded number of times;
+* a prompt whose server went away is sent again in a new session on the
+  least loaded server that answers (a worker gets its task again with a note
+  to carry on from the worktree);
 * a verdict that approves, with every check passing, makes the task
   ``approved`` (merging is the next node's job); anything else sends the
   feedback back to the same worker session as rework, up to
@@ -29,20 +32,28 @@ from langgraph_opencode.errors import (
     MergeConflict,
     OpenCodeConnectionError,
 )
-from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.graph.services import pick_server
 from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.graph.state import (
+    TERMINAL_STATUSES,
+    OrchestratorState,
+    PromptJob,
+    TaskRecord,
+)
 from langgraph_opencode.nodes._common import (
     DIFF_SLOT,
     event,
     failure,
     git_run,
     new_job,
+    parent_session,
     plan_of,
     resend,
     run_checks,
+    server_of,
     settings_of,
 )
+from langgraph_opencode.nodes.dispatcher import server_load, worker_prompt
 from langgraph_opencode.plan import Plan, Task
 from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.review import Verdict, verdict_schema
@@ -52,6 +63,8 @@ from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT, WORKER_AGEN
 __all__ = ["review"]
 
 _MAX_REVIEW_RETRIES = 2
+_MAX_MOVES = 3
+"""How often a task may move to another server (its server went away) before it fails."""
 _RESTARTABLE = ("incomplete", "api_error")
 
 
@@ -86,6 +99,7 @@ class _Reviewer:
         self.run = run
         self.plan: Plan = plan_of(state)
         self.events: list[dict[str, Any]] = []
+        self.load = server_load(state.get("tasks") or {})
 
     def note(self, kind: str, message: str, task_id: str) -> None:
         self.events.append(event(kind, f"{task_id}: {message}", self.runtime, task=task_id))
@@ -98,6 +112,85 @@ class _Reviewer:
             agent=WORKER_AGENT,
             model=self.settings.worker_model,
             text=text,
+            server=server_of(record, self.settings),
+        )
+
+    async def new_session(self, record: TaskRecord, title: str) -> tuple[str, str]:
+        """A new session in the task's worktree on the least loaded server: (id, server)."""
+        services = await pick_server(self.settings, self.load)
+        session_id = await services.tools.create_session.ainvoke(
+            {
+                "directory": record["worktree"],
+                "title": title,
+                "parent_id": parent_session(self.state, self.settings, services.url),
+            }
+        )
+        return session_id, services.url
+
+    async def move(self, task: Task, record: TaskRecord, why: str) -> TaskRecord:
+        """Carry on with the task in a new session on another server (its server went away).
+
+        The new session has none of the old one's history: its prompt is the
+        task's worker prompt, the last request if it was about more than the
+        task itself (rework, conflicts), and the resume note.
+        """
+        moves = int(record.get("moves") or 0)
+        if moves >= _MAX_MOVES:
+            self.note("failed", why, task.id)
+            return _failed(task.id, f"its server went away {moves + 1} times: {why}")
+        old = server_of(record, self.settings)
+        self.load[old] -= 1
+        session_id, url = await self.new_session(record, f"task {task.id}: {task.title}")
+        self.load[url] += 1
+        records = (self.state.get("tasks") or {}).items()
+        finished = {t for t, r in records if r.get("status") in TERMINAL_STATUSES}
+        parts = [worker_prompt(self.plan, task, finished=finished)]
+        job = record["job"]
+        if int(record.get("round") or 0) > 0 and job is not None:
+            parts.append("The last request about this task was:\n\n" + job["text"])
+        parts.append(render("resume", task_id=task.id, title=task.title, reason=why))
+        self.note("moved", f"{why}; carrying on in a new session on {url}", task.id)
+        return TaskRecord(
+            id=task.id,
+            status="working",
+            moves=moves + 1,
+            worker_session=session_id,
+            server=url,
+            sessions=[*record.get("sessions", []), session_id],
+            job=new_job(
+                "worker",
+                session_id=session_id,
+                directory=record["worktree"],
+                agent=WORKER_AGENT,
+                model=self.settings.worker_model,
+                text="\n\n---\n\n".join(parts),
+                server=url,
+            ),
+        )
+
+    async def open_review(self, task: Task, record: TaskRecord, text: str) -> TaskRecord:
+        """A new reviewer session for ``task`` with its prompt (the diff filled in at send)."""
+        session_id, url = await self.new_session(
+            record, f"review {task.id} round {record.get('round', 0)}"
+        )
+        return TaskRecord(
+            id=task.id,
+            status="reviewing",
+            reviewer_session=session_id,
+            sessions=[*record.get("sessions", []), session_id],
+            job=PromptJob(
+                **new_job(
+                    "reviewer",
+                    session_id=session_id,
+                    directory=record["worktree"],
+                    agent=REVIEWER_AGENT,
+                    model=self.settings.reviewer_model,
+                    text=text,
+                    schema=verdict_schema(),
+                    server=url,
+                ),
+                diff_of=task.id,
+            ),
         )
 
     async def process(self, task_id: str, record: TaskRecord) -> TaskRecord:
@@ -112,6 +205,8 @@ class _Reviewer:
         self, task: Task, record: TaskRecord, outcome: dict[str, Any]
     ) -> TaskRecord:
         reason = outcome.get("abort_reason") or ""
+        if outcome.get("server_lost"):
+            return await self.move(task, record, str(outcome.get("error_message")))
         if "budget" in reason:
             self.note("failed", reason, task.id)
             return _failed(task.id, reason)
@@ -162,14 +257,6 @@ class _Reviewer:
             if passed == len(checks):
                 return TaskRecord(**update, status="approved", job=None)
             return self.rework(task, {**record, **update}, "Acceptance checks failed.", [])
-        services = await services_for(self.settings)
-        session_id = await services.tools.create_session.ainvoke(
-            {
-                "directory": record["worktree"],
-                "title": f"review {task.id} round {record.get('round', 0)}",
-                "parent_id": self.state.get("planner_session"),
-            }
-        )
         # The diff is not kept in the state: ``send`` fills it in from git.
         text = render(
             "reviewer",
@@ -181,31 +268,19 @@ class _Reviewer:
             check_results=_check_report(checks, failing_only=False),
             diff=DIFF_SLOT,
         )
-        return TaskRecord(
-            **update,
-            status="reviewing",
-            reviewer_session=session_id,
-            sessions=[*record.get("sessions", []), session_id],
-            review_retries=0,
-            job=PromptJob(
-                **new_job(
-                    "reviewer",
-                    session_id=session_id,
-                    directory=record["worktree"],
-                    agent=REVIEWER_AGENT,
-                    model=self.settings.reviewer_model,
-                    text=text,
-                    schema=verdict_schema(),
-                ),
-                diff_of=task.id,
-            ),
-        )
+        opened = await self.open_review(task, {**record, **update}, text)
+        return TaskRecord(**{**update, **opened}, review_retries=0)
 
     async def after_review(
         self, task: Task, record: TaskRecord, outcome: dict[str, Any]
     ) -> TaskRecord:
         checks = record.get("checks") or []
         verdict: Verdict | None = None
+        job = record["job"]
+        assert job is not None
+        if outcome.get("server_lost"):
+            self.note("moved", f"{outcome.get('error_message')}; asking a new reviewer", task.id)
+            return await self.open_review(task, record, job["text"])
         if outcome["kind"] == "ok":
             try:
                 verdict = Verdict.model_validate(outcome.get("structured"))
@@ -217,8 +292,6 @@ class _Reviewer:
                 outcome.get("abort_reason") or f"{outcome['kind']}: {outcome.get('error_message')}"
             )
             if retries < _MAX_REVIEW_RETRIES and "budget" not in why:
-                job = record["job"]
-                assert job is not None
                 self.note("review", f"asking the reviewer again after: {why}", task.id)
                 return TaskRecord(
                     id=task.id,
