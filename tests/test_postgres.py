@@ -21,6 +21,18 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.types import Command
 
+from _orchestrator_child import (
+    Child,
+    assert_all_merged,
+    assert_no_prompt_twice,
+    cleaning_up,
+    content,
+    hanging,
+    reviewer,
+    spawn,
+    worker,
+    write,
+)
 from langgraph_opencode.api import aorchestrate, aresume
 from langgraph_opencode.checkpoints import CHECKPOINTS_ENV_VAR, checkpoint_path, describe_store
 from langgraph_opencode.errors import ConfigurationError
@@ -29,6 +41,7 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.studio import graph as exported_graph
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
+    Hang,
     PostgresServer,
     ScriptedModelServer,
     git,
@@ -206,6 +219,48 @@ async def test_a_wrong_database_password_is_refused_before_the_run_starts(
     assert "not-the-password" not in str(raised.value)
     assert "lgoc:***@127.0.0.1" in str(raised.value)
     assert _repo_state(git_repo) == before
+
+
+async def test_an_orchestrator_killed_mid_run_resumes_from_postgres_in_a_new_process(
+    model: ScriptedModelServer,
+    opencode_server: OpenCodeServer,
+    postgres: PostgresServer,
+    git_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = Hang(then=write("a"))
+    script = (
+        planner_returns(one_task_plan("a", file="a.txt")),
+        worker("a", first=held),
+        reviewer("a"),
+    )
+    model.script(*script)
+    # The orchestrator processes find the database the way a user's would.
+    monkeypatch.setenv(CHECKPOINTS_ENV_VAR, postgres.url)
+    common = (str(git_repo), "pg-crash", opencode_server.url)
+    children: list[Child] = []
+    async with cleaning_up(children, [held]):
+        first = await spawn("first", tmp_path, opencode_server, "start", *common, OBJECTIVE)
+        children.append(first)
+        await hanging(held)  # the worker's turn is in flight
+        await first.crash()
+        assert first.report is None
+        assert _thread_rows(postgres, "pg-crash") > 0
+        held.release()  # the turn ends while no orchestrator runs
+
+        second = await spawn("resumed", tmp_path, opencode_server, "resume", *common)
+        children.append(second)
+        code = await second.finish(timeout=120)
+        output = first.output() + "\n" + second.output()
+        assert code == 0, output
+        report = second.report
+        assert report is not None, output
+
+    assert_all_merged(report, git_repo, {"a": content("a")}, output)
+    assert_no_prompt_twice(model)
+    assert not checkpoint_path(await Repo.open(git_repo)).exists()
+    assert postgres.password not in output
 
 
 def test_store_urls_are_described_without_their_password() -> None:
