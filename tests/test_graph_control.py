@@ -24,6 +24,7 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.report import RunReport, TaskReport
 from langgraph_opencode.testing import (
     Conversation,
+    ErrorResponse,
     Hang,
     RecordedRequest,
     ScriptedModelServer,
@@ -578,3 +579,30 @@ async def test_long_silent_tool_is_not_a_stall(
     assert _on_branch(git_repo, report, "slept.txt") == "slept\n"
     assert _kinds(events, "aborted") == []
     assert len(_worker_requests(model)) == 2  # the tool call, then the final text
+
+
+async def test_a_model_call_waiting_to_be_retried_is_not_a_stall(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    # The provider says "retry in 8 s"; OpenCode waits that long in silence
+    # (one retry status event), longer than the stall timeout.
+    model.script(
+        planner_returns(_plan(_task("a"))),
+        Conversation(
+            ErrorResponse(429, "slow down", retry_after=8),
+            ToolCalls(ToolCall.write("a.txt", "alpha\n")),
+            Step(Text("a done"), after_tool="write"),
+            user=task_prompt("a"),
+        ),
+        reviewer_says(repeat=True),
+    )
+    events: list[dict[str, Any]] = []
+
+    report = await _orchestrate(
+        opencode_server, git_repo, RunSettings(stall_timeout=4, max_stall_retries=0), events
+    )
+
+    assert report.status == "completed", report.to_markdown()
+    assert _on_branch(git_repo, report, "a.txt") == "alpha\n"
+    assert _kinds(events, "aborted") == []
+    assert len(_worker_requests(model)) == 3  # refused once, then the tool call and the answer

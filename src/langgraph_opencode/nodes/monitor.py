@@ -136,7 +136,14 @@ class _Tracked:
         if ev.type == "session.idle":
             self.idle_signalled = True
         elif ev.type == "session.status":
-            self.idle_signalled = (props.get("status") or {}).get("type") == "idle"
+            status = props.get("status") or {}
+            self.idle_signalled = status.get("type") == "idle"
+            due = status.get("next")
+            if status.get("type") == "retry" and isinstance(due, int | float):
+                # OpenCode waits before it retries a failed model call (up to
+                # about 30 s, or the provider's retry-after): that wait is no stall.
+                due_at = time.monotonic() + due / 1000 - time.time()
+                self.last_activity = max(self.last_activity, due_at)
         elif ev.type == "message.part.updated":
             part = props.get("part") or {}
             if part.get("type") == "tool":
