@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from _orchestrator_child import assert_no_prompt_twice
 from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate, aresume
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.cli.commands import _settings, resume_command
@@ -109,18 +109,6 @@ async def _holds(server: OpenCodeServer, repo: Path, session_ids: list[str]) -> 
     return held
 
 
-def _repeated_prompts(model: ScriptedModelServer) -> list[str]:
-    """Prompts that reached the model twice, in one session or in two."""
-    repeated = [
-        text[:60]
-        for texts in model.prompts().values()
-        for text, count in Counter(texts).items()
-        if count > 1
-    ]
-    repeated += [text[:60] for text, count in Counter(model.all_prompts()).items() if count > 1]
-    return repeated
-
-
 # -- 1. four tasks over two servers --------------------------------------------------
 
 
@@ -174,7 +162,7 @@ async def test_tasks_are_spread_over_both_servers_and_all_merged(
 
     dispatched = [e for e in events if e["kind"] == "dispatched"]
     assert {e["task"]: e["server"] for e in dispatched} == servers
-    assert not _repeated_prompts(model)
+    assert_no_prompt_twice(model)
 
     # The passwords came from the environment and went nowhere else.
     stored = checkpoint_path(await Repo.open(git_repo)).read_bytes()
@@ -249,7 +237,7 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
     assert len(moved[0]) == 1
     assert "Create b.txt" in moved[0][0]
     assert f"{doomed.url} went away" in moved[0][0]
-    assert not _repeated_prompts(model)
+    assert_no_prompt_twice(model)
 
 
 async def test_resumed_without_a_server_its_task_moves_to_the_servers_given(
@@ -304,7 +292,7 @@ async def test_resumed_without_a_server_its_task_moves_to_the_servers_given(
     assert (b.status, b.server, b.moves) == ("merged", opencode_server.url, 1)
     assert git(git_repo, "show", f"{report.integration_branch}:b.txt") == "from b\n"
     assert await _holds(opencode_server, git_repo, [b.sessions[1]]) == {b.sessions[1]}
-    assert not _repeated_prompts(model)
+    assert_no_prompt_twice(model)
 
 
 async def test_with_every_server_gone_the_run_stops_with_a_clear_error(
