@@ -133,19 +133,12 @@ async def _postgres(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
 
 
 async def run_ids(saver: BaseCheckpointSaver[Any]) -> list[str]:
-    """The thread ids (run ids) that have a top-level checkpoint in ``saver``."""
+    """The run ids with a top-level checkpoint in a store that :func:`open_checkpointer` opened."""
     query = "SELECT DISTINCT thread_id FROM checkpoints WHERE checkpoint_ns = ''"
     if isinstance(saver, AsyncSqliteSaver):
         async with saver.conn.execute(query) as cursor:
             return [str(row[0]) async for row in cursor]
-    conn = getattr(saver, "conn", None)
-    if conn is not None and hasattr(conn, "cursor"):  # AsyncPostgresSaver
-        async with conn.cursor() as cursor:
-            await cursor.execute(query)
-            return [str(row["thread_id"]) for row in await cursor.fetchall()]
-    seen: dict[str, None] = {}
-    async for item in saver.alist(None):
-        configurable = item.config["configurable"]
-        if not configurable.get("checkpoint_ns"):
-            seen.setdefault(str(configurable["thread_id"]), None)
-    return list(seen)
+    # The only other store open_checkpointer opens: AsyncPostgresSaver (rows are dicts).
+    async with saver.conn.cursor() as cursor:  # type: ignore[attr-defined]
+        await cursor.execute(query)
+        return [str(row["thread_id"]) for row in await cursor.fetchall()]
