@@ -367,7 +367,7 @@ async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
     assert "langgraph-opencode resume cli-sigint" in err
     assert "Traceback" not in err
     listed = await cli(opencode_server, "runs", "--repo", str(git_repo))
-    assert re.search(r"cli-sigint\s.*running or stopped", listed.stdout), _show(listed)
+    assert re.search(r"cli-sigint\s.*stopped", listed.stdout), _show(listed)
 
     held.release()
     resumed = await cli(opencode_server, "resume", "cli-sigint", *common)

@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import inspect
 import os
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,9 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.nodes.planner import MAX_OBJECTIVE_CHARS
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport
+from langgraph_opencode.run_host import EmbeddedServer, embedded_server, hold_run
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import build_config
-from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 __all__ = ["aorchestrate", "aresume", "checkpoint_path", "orchestrate", "resume"]
 
@@ -62,17 +64,26 @@ def _given_servers(settings: RunSettings, server_url: str | Sequence[str] | None
     return list(dict.fromkeys(url.rstrip("/") for url in [*given, *settings.servers()] if url))
 
 
+@dataclass
+class _Live:
+    """The run's connections for one orchestrator process."""
+
+    settings: RunSettings
+    embedded: EmbeddedServer | None = None
+
+
 @contextlib.asynccontextmanager
 async def _server(
     settings: RunSettings,
     *,
+    run_dir: Path,
     server_url: str | Sequence[str] | None,
     password: str | SecretStr | None,
     model: str | None,
     opencode_config: Mapping[str, Any] | None,
     isolated: bool,
     on_event: EventHandler | None,
-) -> AsyncIterator[RunSettings]:
+) -> AsyncIterator[_Live]:
     servers = _given_servers(settings, server_url)
     if servers:
         if password is not None:
@@ -80,34 +91,41 @@ async def _server(
                 servers[0], SecretStr(password) if isinstance(password, str) else password
             )
         settings.server_url, settings.server_urls = servers[0], servers[1:]
-        settings.validate()
+        settings.embedded = False
         try:
+            settings.validate()
             # Fail before the run touches anything when a server is
             # unreachable or refuses its password.
             for url in servers:
                 await services_for(settings, url)
-            yield settings
+            yield _Live(settings)
         finally:
             for url in servers:
                 await close_services(url)
+            if password is not None:
+                register_server(servers[0], None)  # a later run uses its own
         return
     config = build_config(model=model, extra=opencode_config)
-    async with OpenCodeServer(config=config, isolated=isolated) as server:
-        register_server(server.url, server.password)
-        settings.server_url = server.url
+    async with embedded_server(
+        run_dir, config=config, isolated=isolated, linger=settings.embedded_linger
+    ) as embedded:
+        url = embedded.server.url
+        register_server(url, embedded.server.password)
+        settings.server_url, settings.embedded = url, True
         if on_event is not None:
+            how = "adopted (it kept running meanwhile)" if embedded.adopted else "started"
             on_event(
                 {
                     "time": time.time(),
                     "kind": "server",
-                    "message": f"opencode serve at {server.url}",
+                    "message": f"opencode serve at {url}: {how}",
                 }
             )
         try:
-            yield settings
+            yield _Live(settings, embedded)
         finally:
-            await close_services(server.url)
-            register_server(server.url, None)
+            await close_services(url)
+            register_server(url, None)
 
 
 @contextlib.asynccontextmanager
@@ -189,6 +207,85 @@ async def _drive(
         payload = Command(resume=answer)
 
 
+def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, existed: bool) -> None:
+    """Refuse to start a run that exists, or to resume one that does not."""
+    if new and snapshot.values:
+        raise ConfigurationError(
+            f"run {run_id!r} already exists in {root}; continue it with "
+            f"`langgraph-opencode resume {run_id}` (or resume(run_id=...)), or pick another run id"
+        )
+    if new:
+        return
+    if not snapshot.values:
+        if existed:
+            raise ConfigurationError(
+                f"run {run_id!r} was stopped before its first checkpoint, so nothing of it is "
+                f"recorded; start it again with `langgraph-opencode run ... --run-id {run_id}`"
+            )
+        raise ConfigurationError(
+            f"no run {run_id!r} is recorded for {root}; "
+            "`langgraph-opencode runs` lists the runs of a repository"
+        )
+    recorded = str(snapshot.values.get("repo") or "")
+    if recorded and Path(recorded) != root:
+        raise ConfigurationError(
+            f"run {run_id!r} works on {recorded}, not {root}: resume it with --repo {recorded}"
+        )
+
+
+@contextlib.asynccontextmanager
+async def _driving(
+    git_repo: Repo,
+    run_id: str,
+    checkpointer: BaseCheckpointSaver[Any] | str | None,
+    settings: RunSettings,
+    *,
+    new: bool,
+    server: dict[str, Any],
+) -> AsyncIterator[tuple[Any, RunnableConfig, _Live, Any]]:
+    """Everything one process needs to drive a run: checks, checkpoints, lock, servers.
+
+    Nothing is written before the run is known to be startable (a new id) or
+    resumable (a recorded one); a run that fails before its first checkpoint
+    leaves nothing behind.
+    """
+    run_dir = git_repo.run(run_id).run_dir  # refuses an unusable run id
+    existed = await asyncio.to_thread(run_dir.exists)
+    config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+    async with _checkpointer(git_repo, checkpointer) as saver:
+        graph = compile_graph(saver)
+        snapshot = await graph.aget_state(config)
+        _refuse_snapshot(snapshot, run_id, git_repo.root, new=new, existed=existed)
+        try:
+            async with (
+                hold_run(run_dir, run_id),
+                _server(settings, run_dir=run_dir, **server) as live,
+            ):
+                await _check_models(live.settings, git_repo, server.get("model"))
+                yield graph, config, live, snapshot
+        except BaseException:
+            if not existed and not (await graph.aget_state(config)).values:
+                await asyncio.to_thread(shutil.rmtree, run_dir, ignore_errors=True)
+            raise
+
+
+async def _drive_and_keep(
+    graph: Any,
+    first_input: Any,
+    config: RunnableConfig,
+    live: _Live,
+    on_interrupt: InterruptHandler | None,
+    on_event: EventHandler | None,
+) -> RunReport:
+    """Drive the run; its embedded server stops if it ended, else lingers for a resume."""
+    if live.embedded is not None:
+        live.embedded.keep = True  # a crash or Ctrl-C from here on leaves a resumable run
+    report = await _drive(graph, first_input, config, live.settings, on_interrupt, on_event)
+    if live.embedded is not None:
+        live.embedded.keep = report.status == "interrupted"
+    return report
+
+
 async def aorchestrate(
     objective: str,
     *,
@@ -234,9 +331,11 @@ async def aorchestrate(
         on_event: Gets each notable event (progress display).
 
     Raises:
-        ConfigurationError: Bad input; nothing was changed.
+        ConfigurationError: Bad input (or a run id that exists: resume it);
+            nothing was changed.
+        RunHeldError: Another orchestrator process drives a run of that id.
     """
-    if not objective or not objective.strip():
+    if not isinstance(objective, str) or not objective.strip():
         raise ConfigurationError("the objective is empty: say what the run should achieve")
     if len(objective) > MAX_OBJECTIVE_CHARS:
         raise ConfigurationError(
@@ -253,25 +352,22 @@ async def aorchestrate(
         "run_id": run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
         "plan": _plan_input(plan),
     }
-    config: RunnableConfig = {
-        "configurable": {"thread_id": run_input["run_id"]},
-        "recursion_limit": 10_000,
-    }
-    async with (
-        _checkpointer(git_repo, checkpointer) as saver,
-        _server(
-            settings,
+    async with _driving(
+        git_repo,
+        run_input["run_id"],
+        checkpointer,
+        settings,
+        new=True,
+        server=dict(
             server_url=server_url,
             password=password,
             model=model,
             opencode_config=opencode_config,
             isolated=isolated,
             on_event=on_event,
-        ) as live,
-    ):
-        await _check_models(live, git_repo, model)
-        graph = compile_graph(saver)
-        return await _drive(graph, run_input, config, live, on_interrupt, on_event)
+        ),
+    ) as (graph, config, live, _):
+        return await _drive_and_keep(graph, run_input, config, live, on_interrupt, on_event)
 
 
 async def aresume(
@@ -307,40 +403,31 @@ async def aresume(
 
     Raises:
         ConfigurationError: No run with that id was checkpointed here.
+        RunHeldError: Another orchestrator process drives the run now.
     """
     settings = settings or RunSettings()
     settings.validate()
     git_repo = await Repo.open(repo)
-    config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
-    async with _checkpointer(git_repo, checkpointer) as saver:
-        graph = compile_graph(saver)
-        snapshot = await graph.aget_state(config)
-        if not snapshot.values:
-            raise ConfigurationError(
-                f"no run {run_id!r} is recorded for {git_repo.root}; "
-                "`langgraph-opencode runs` lists the runs of a repository"
-            )
-        recorded = str(snapshot.values.get("repo") or "")
-        if recorded and Path(recorded) != git_repo.root:
-            raise ConfigurationError(
-                f"run {run_id!r} works on {recorded}, not {git_repo.root}: "
-                f"resume it with --repo {recorded}"
-            )
-        paused = any(task.interrupts for task in snapshot.tasks)
-        payload: Command[Any] | None = (
-            Command(resume=answer) if paused and answer is not None else None
-        )
-        async with _server(
-            settings,
+    async with _driving(
+        git_repo,
+        run_id,
+        checkpointer,
+        settings,
+        new=False,
+        server=dict(
             server_url=server_url,
             password=password,
             model=model,
             opencode_config=opencode_config,
             isolated=isolated,
             on_event=on_event,
-        ) as live:
-            await _check_models(live, git_repo, model)
-            return await _drive(graph, payload, config, live, on_interrupt, on_event)
+        ),
+    ) as (graph, config, live, snapshot):
+        paused = any(task.interrupts for task in snapshot.tasks)
+        payload: Command[Any] | None = (
+            Command(resume=answer) if paused and answer is not None else None
+        )
+        return await _drive_and_keep(graph, payload, config, live, on_interrupt, on_event)
 
 
 def orchestrate(objective: str, **kwargs: Any) -> RunReport:

@@ -13,7 +13,8 @@ LangGraphOpenCodeError
 ├── ConfigurationError ............ the caller's input or environment is wrong
 │   ├── BinaryNotFoundError ....... no `opencode` executable could be found
 │   ├── DirectoryNotFoundError .... a session directory that does not exist
-│   └── PlanError ................. a plan is malformed or breaks a plan rule
+│   ├── PlanError ................. a plan is malformed or breaks a plan rule
+│   └── RunHeldError .............. another orchestrator drives the run now
 ├── GitError ...................... a git command failed, or git work was refused
 │   └── MergeConflict ............. a merge stopped on conflicting paths
 └── OpenCodeError ................. talking to an OpenCode server failed
@@ -52,6 +53,7 @@ __all__ = [
     "OpenCodeHTTPError",
     "OpenCodeTimeoutError",
     "PlanError",
+    "RunHeldError",
     "ServerError",
     "ServerStartError",
     "error_for_status",
@@ -128,6 +130,18 @@ class PlanError(ConfigurationError):
         count = len(self.problems)
         header = f"invalid plan{where}: {count} problem{'' if count == 1 else 's'}"
         super().__init__("\n".join([header, *(f"- {problem}" for problem in self.problems)]))
+
+
+class RunHeldError(ConfigurationError):
+    """Another orchestrator process drives the run now (it holds the run's lock).
+
+    Attributes:
+        holder: What the holder says about itself (``pid``, ``host``, ``since``).
+    """
+
+    def __init__(self, message: str, holder: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.holder = dict(holder or {})
 
 
 class OpenCodeError(LangGraphOpenCodeError):

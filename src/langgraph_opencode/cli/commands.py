@@ -7,7 +7,6 @@ code; errors are raised and mapped to exit codes by ``cli.main``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shlex
 import sys
 import time
@@ -36,12 +35,13 @@ from langgraph_opencode.cli.parser import (
 )
 from langgraph_opencode.cli.progress import Progress, task_table
 from langgraph_opencode.cli.store import RunInfo, list_runs, load_run
-from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError
+from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError, RunHeldError
 from langgraph_opencode.graph.services import client_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.tools.git import Repo
+from langgraph_opencode.tools.lockfile import describe
 
 __all__ = [
     "Output",
@@ -244,13 +244,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     settings = _settings(args)
     repo = await Repo.open(args.repo)
     plan = load_plan(args.plan) if args.plan else None
-    run_id = args.run_id or new_run_id()
-    with contextlib.suppress(ConfigurationError):
-        await load_run(repo, run_id)
-        raise ConfigurationError(
-            f"run {run_id!r} already exists in {repo.root}; continue it with "
-            f"`{PROG} resume {run_id}` or pick another --run-id"
-        )
+    run_id = args.run_id or new_run_id()  # the API refuses an id that is taken
     out.run_id, out.repo_root = run_id, str(repo.root)
     out.resume = resume_command(args, run_id, str(repo.root))
     out.console.print(f"[bold]Run[/bold] {escape(run_id)} in {escape(str(repo.root))}")
@@ -280,6 +274,12 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
     _check_server_flags(args)
     repo = await Repo.open(args.repo)
     info = await load_run(repo, args.run_id)
+    if info.holder is not None:
+        raise RunHeldError(
+            f"run {info.run_id!r} is being driven by another orchestrator "
+            f"({describe(info.holder)}); wait for it to finish or stop that process",
+            info.holder,
+        )
     waits_for_plan = bool(info.interrupt and info.interrupt.get("type") == "plan_approval")
     settings = _settings(args, approve_plan=waits_for_plan)
     out.run_id, out.repo_root = info.run_id, str(repo.root)
@@ -403,9 +403,11 @@ async def status(args: argparse.Namespace, out: Output) -> int:
     if info.state == "paused":
         for line in describe_pause(info.interrupt, command):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+    elif info.holder is not None:
+        console.print(f"It is being driven now by {escape(describe(info.holder))}.")
     else:
         console.print(
-            "If its process is no longer running, continue it with (and the same server, "
+            "No orchestrator drives it; continue it with (and the same server, "
             f"model and setting flags):  {escape(shlex.join(command))}",
             highlight=False,
             soft_wrap=True,

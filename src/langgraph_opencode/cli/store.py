@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,11 +19,14 @@ from langgraph_opencode.checkpoints import (
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.report import RunReport
+from langgraph_opencode.run_host import run_holder
 from langgraph_opencode.tools.git import Repo
 
 __all__ = ["RunInfo", "RunState", "list_runs", "load_run", "open_graph"]
 
-RunState = Literal["finished", "paused", "running or stopped"]
+RunState = Literal["finished", "paused", "running", "stopped"]
+"""``running``: an orchestrator holds the run's lock now; ``stopped``: none does
+and the run has not finished (a crash, Ctrl-C, or a kill: ``resume`` continues it)."""
 
 
 @dataclass
@@ -32,6 +36,8 @@ class RunInfo:
     run_id: str
     state: RunState
     repo: str = ""
+    holder: dict[str, Any] | None = None
+    """The orchestrator that drives the run now (pid, host, since), if one does."""
     objective: str = ""
     started_at: float | None = None
     report: RunReport | None = None
@@ -71,7 +77,7 @@ async def open_graph(repo: Repo) -> AsyncIterator[Any | None]:
         yield compile_graph(saver)
 
 
-async def _info(graph: Any, run_id: str) -> RunInfo | None:
+async def _info(graph: Any, run_id: str, repo: Repo) -> RunInfo | None:
     config: RunnableConfig = {"configurable": {"thread_id": run_id}}
     snapshot = await graph.aget_state(config)
     values: dict[str, Any] = snapshot.values or {}
@@ -79,16 +85,20 @@ async def _info(graph: Any, run_id: str) -> RunInfo | None:
         return None
     interrupts = [i.value for task in snapshot.tasks for i in task.interrupts]
     report = values.get("report")
+    held = await asyncio.to_thread(run_holder, repo.run(run_id).run_dir)
     state: RunState
-    if interrupts:
+    if held is not None:
+        state = "running"
+    elif interrupts:
         state = "paused"
     elif report and not snapshot.next:
         state = "finished"
     else:
-        state = "running or stopped"
+        state = "stopped"
     return RunInfo(
         run_id=run_id,
         state=state,
+        holder=held,
         repo=str(values.get("repo", "")),
         objective=str(values.get("objective", "")),
         started_at=values.get("started_at"),
@@ -110,7 +120,7 @@ async def list_runs(repo: Repo) -> list[RunInfo]:
         runs = [
             info
             for t in await run_ids(graph.checkpointer)
-            if (info := await _info(graph, t)) is not None
+            if (info := await _info(graph, t, repo)) is not None
             and (not shared or info.repo == str(repo.root))
         ]
     return sorted(runs, key=lambda r: (r.started_at or 0.0, r.run_id), reverse=True)
@@ -128,7 +138,7 @@ async def load_run(repo: Repo, run_id: str | None) -> RunInfo:
             raise ConfigurationError(f"no runs are recorded for {repo.root}")
         return runs[0]
     async with open_graph(repo) as graph:
-        info = await _info(graph, run_id) if graph is not None else None
+        info = await _info(graph, run_id, repo) if graph is not None else None
     if info is None:
         raise ConfigurationError(
             f"no run {run_id!r} is recorded for {repo.root}; "

@@ -9,11 +9,15 @@ never stored in state, settings or checkpoints.
 A run may use several servers (``RunSettings.servers()``): :func:`pick_server`
 chooses the least loaded one that answers, and :func:`server_lost` decides
 that a server that stopped answering is gone (its sessions are then moved).
+Servers are known by name: the state records a server's name, which is its
+URL, except for the run's embedded server (``EMBEDDED``), whose URL changes
+when it is started again for a resume.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -64,10 +68,12 @@ class Services:
     hub: EventHub
     tools: OpenCodeToolkit
     url: str = ""
+    name: str = ""
+    """What the state calls the server (see ``RunSettings.servers``)."""
 
 
 _passwords: dict[str, SecretStr] = {}
-_services: dict[tuple[str, int], Services] = {}
+_services: dict[tuple[str, int, str], Services] = {}
 
 
 def register_server(url: str, password: SecretStr | None) -> None:
@@ -87,11 +93,30 @@ def client_for(
 ) -> OpenCodeClient:
     """A new client of ``url`` with its password (registered, or from its environment variable)."""
     url = url.rstrip("/")
+    return OpenCodeClient(
+        url,
+        password=_password_for(settings, url),
+        timeout=timeout,
+        retry_attempts=retry_attempts,
+    )
+
+
+def _password_for(settings: RunSettings, url: str) -> SecretStr | None:
     password = _passwords.get(url)
     env = settings.password_env_for(url)
     if password is None and os.environ.get(env):
         password = SecretStr(os.environ[env])
-    return OpenCodeClient(url, password=password, timeout=timeout, retry_attempts=retry_attempts)
+    return password
+
+
+def _password_problem(settings: RunSettings, url: str) -> str:
+    """Where ``url``'s password comes from, for an authentication error."""
+    if url in _passwords:
+        return "the password given for it"
+    env = settings.password_env_for(url)
+    if not os.environ.get(env):
+        return f"its password is read from ${env}, which is not set"
+    return f"its password is read from ${env}"
 
 
 def _primary(settings: RunSettings) -> str:
@@ -104,12 +129,13 @@ def _primary(settings: RunSettings) -> str:
     return servers[0]
 
 
-async def services_for(settings: RunSettings, url: str | None = None) -> Services:
+async def services_for(settings: RunSettings, name: str | None = None) -> Services:
     """Return (opening them on first use) the connections to one of the run's servers.
 
     Args:
         settings: The run's settings (for the password's environment variable).
-        url: The server; by default the run's primary server.
+        name: The server's name (see ``RunSettings.servers``); by default the
+            run's primary server.
 
     Raises:
         ConfigurationError: No server URL is set.
@@ -118,12 +144,13 @@ async def services_for(settings: RunSettings, url: str | None = None) -> Service
         AuthenticationError: The server refuses the password.
         EventStreamError: The server's event stream cannot be opened.
     """
-    url = (url or _primary(settings)).rstrip("/")
-    if url not in settings.servers():
+    name = (name or _primary(settings)).rstrip("/")
+    if name not in settings.servers():
         # A session recorded on a server the run no longer lists (a resume
         # with other servers): out of reach for this run.
-        raise OpenCodeConnectionError(f"{url} is not one of the run's OpenCode servers")
-    key = (url, id(asyncio.get_running_loop()))
+        raise OpenCodeConnectionError(f"{name} is not one of the run's OpenCode servers")
+    url = settings.url_of(name)
+    key = _key(settings, url)
     services = _services.get(key)
     if services is None or not services.hub.connected:
         client = services.client if services is not None else client_for(settings, url)
@@ -135,9 +162,8 @@ async def services_for(settings: RunSettings, url: str | None = None) -> Service
             else:
                 await client.aclose()
             if isinstance(exc, AuthenticationError):
-                env = settings.password_env_for(url)
                 raise AuthenticationError(
-                    f"{exc} (server {url}; its password is read from ${env})",
+                    f"{exc} (server {url}; {_password_problem(settings, url)})",
                     status_code=exc.status_code,
                     method=exc.method,
                     path=exc.path,
@@ -147,7 +173,9 @@ async def services_for(settings: RunSettings, url: str | None = None) -> Service
     if services is None:
         hub = EventHub(client)
         hub.start()
-        services = Services(client=client, hub=hub, tools=OpenCodeToolkit(client), url=url)
+        services = Services(
+            client=client, hub=hub, tools=OpenCodeToolkit(client), url=url, name=name
+        )
         _services[key] = services
     try:
         await services.hub.wait_connected()
@@ -159,7 +187,7 @@ async def services_for(settings: RunSettings, url: str | None = None) -> Service
 
 def least_loaded(servers: list[str], load: Mapping[str, int]) -> list[str]:
     """``servers`` ordered by how many sessions each runs (fewest first; ties: list order)."""
-    return sorted(servers, key=lambda url: (load.get(url, 0), servers.index(url)))
+    return sorted(servers, key=lambda name: (load.get(name, 0), servers.index(name)))
 
 
 async def pick_server(settings: RunSettings, load: Mapping[str, int]) -> Services:
@@ -167,7 +195,7 @@ async def pick_server(settings: RunSettings, load: Mapping[str, int]) -> Service
 
     Args:
         settings: The run's settings.
-        load: How many sessions run on each server now.
+        load: How many sessions run on each server (by name) now.
 
     Raises:
         OpenCodeConnectionError: None of the run's servers can be reached.
@@ -175,27 +203,28 @@ async def pick_server(settings: RunSettings, load: Mapping[str, int]) -> Service
     """
     _primary(settings)  # no server at all: a configuration error
     problems: list[str] = []
-    for url in least_loaded(settings.servers(), load):
+    for name in least_loaded(settings.servers(), load):
         try:
-            return await services_for(settings, url)
+            return await services_for(settings, name)
         except UNREACHABLE as exc:
-            problems.append(f"{url}: {exc}")
+            problems.append(f"{settings.url_of(name)}: {exc}")
     raise OpenCodeConnectionError(
         "no OpenCode server of the run can be reached; the run is checkpointed and can be "
         "resumed once one is back:\n- " + "\n- ".join(problems)
     )
 
 
-async def server_lost(settings: RunSettings, url: str, *, grace: float = LOST_AFTER) -> bool:
-    """Whether ``url`` is gone: not one of the run's servers, or no answer for ``grace`` s.
+async def server_lost(settings: RunSettings, name: str, *, grace: float = LOST_AFTER) -> bool:
+    """Whether the server ``name`` is gone: not one of the run's, or no answer for ``grace`` s.
 
     A server that answers anything (even a refusal) is not gone. A gone
     server's connections are closed; :func:`services_for` opens new ones if
     it comes back.
     """
-    url = url.rstrip("/")
-    if url not in settings.servers():
+    name = name.rstrip("/")
+    if name not in settings.servers():
         return True
+    url = settings.url_of(name)
     deadline = time.monotonic() + grace
     async with client_for(settings, url, timeout=_PROBE_TIMEOUT, retry_attempts=1) as probe:
         while True:
@@ -212,7 +241,15 @@ async def server_lost(settings: RunSettings, url: str, *, grace: float = LOST_AF
     return True
 
 
-async def _close(key: tuple[str, int]) -> None:
+def _key(settings: RunSettings, url: str) -> tuple[str, int, str]:
+    """Connections are shared per server, event loop and password (a run uses its own)."""
+    password = _password_for(settings, url)
+    secret = password.get_secret_value() if password is not None else ""
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else ""
+    return url, id(asyncio.get_running_loop()), digest
+
+
+async def _close(key: tuple[str, int, str]) -> None:
     services = _services.pop(key, None)
     if services is not None:
         await services.hub.stop()

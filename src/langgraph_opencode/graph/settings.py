@@ -16,7 +16,11 @@ from urllib.parse import urlsplit
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.tools.opencode.config import split_model
 
-__all__ = ["PermissionDecision", "RunSettings"]
+__all__ = ["EMBEDDED", "PermissionDecision", "RunSettings"]
+
+EMBEDDED = "embedded"
+"""The name the state gives the run's embedded server: its identity is not its
+port, which changes when the server is started again for a resume."""
 
 PermissionDecision = Literal["allow", "deny", "ask"]
 
@@ -29,6 +33,13 @@ class RunSettings:
         server_url: The run's primary OpenCode server (the planner's first
             choice). Empty: the first of ``server_urls``, or, with none, the
             ``orchestrate`` API starts an embedded server and fills this in.
+        embedded: Whether ``server_url`` is the run's embedded server (set by
+            the ``orchestrate`` API, not by users). The state then names it
+            :data:`EMBEDDED` instead of its URL, so a resume that starts it
+            again on another port finds the run's sessions on it.
+        embedded_linger: Seconds the run's embedded server keeps running once
+            no orchestrator holds the run (after a crash, Ctrl-C or a pause),
+            so a resume soon after adopts it; then it stops by itself.
         server_urls: More OpenCode servers to spread the sessions over (see
             :meth:`servers`). Every server must see the repository at the
             same path (same machine or a shared filesystem).
@@ -64,6 +75,8 @@ class RunSettings:
 
     server_url: str = ""
     server_urls: list[str] = field(default_factory=list)
+    embedded: bool = False
+    embedded_linger: float = 300.0
     password_env: str = "OPENCODE_SERVER_PASSWORD"
     password_envs: dict[str, str] = field(default_factory=dict)
     planner_model: str = ""
@@ -102,6 +115,7 @@ class RunSettings:
             "check_timeout": self.check_timeout,
             "turn_timeout": self.turn_timeout,
             "stall_timeout": self.stall_timeout,
+            "embedded_linger": self.embedded_linger,
             "diff_chars": self.diff_chars,
         }
         problems += [
@@ -143,16 +157,24 @@ class RunSettings:
             raise ConfigurationError("invalid run settings:\n- " + "\n- ".join(problems))
 
     def servers(self) -> list[str]:
-        """The run's servers, primary first: ``server_url``, then ``server_urls``.
+        """The names of the run's servers, primary first: ``server_url``, then ``server_urls``.
 
-        Trailing slashes are dropped and repeats left out.
+        A server's name is its URL (trailing slash dropped), except the run's
+        embedded server's, which is :data:`EMBEDDED`. Repeats are left out.
         """
         found: list[str] = []
         for url in [self.server_url, *self.server_urls]:
             url = url.rstrip("/")
-            if url and url not in found:
-                found.append(url)
+            name = EMBEDDED if self.embedded and url == self.server_url.rstrip("/") else url
+            if name and name not in found:
+                found.append(name)
         return found
+
+    def url_of(self, name: str) -> str:
+        """The URL of the server named ``name`` (see :meth:`servers`)."""
+        if name == EMBEDDED and self.embedded:
+            return self.server_url.rstrip("/")
+        return name.rstrip("/")
 
     def password_env_for(self, url: str) -> str:
         """The environment variable that holds ``url``'s password."""

@@ -109,12 +109,12 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             events.append(note)
             continue
         services = await pick_server(settings, load)
-        load[services.url] += 1
+        load[services.name] += 1
         session_id = await services.tools.create_session.ainvoke(
             {
                 "directory": str(worktree.path),
                 "title": f"task {task.id}: {task.title}",
-                "parent_id": parent_session(state, settings, services.url),
+                "parent_id": parent_session(state, settings, services.name),
             }
         )
         finished = {t for t, s in status.items() if s in TERMINAL_STATUSES}
@@ -125,7 +125,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             branch=worktree.branch,
             worktree=str(worktree.path),
             worker_session=session_id,
-            server=services.url,
+            server=services.name,
             sessions=[session_id],
             started_at=time.time(),
             job=new_job(
@@ -135,7 +135,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 agent=WORKER_AGENT,
                 model=settings.worker_model,
                 text=text,
-                server=services.url,
+                server=services.name,
             ),
         )
         where = f" on {services.url}" if len(settings.servers()) > 1 else ""
@@ -145,7 +145,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 f"{task.id} started in {worktree.branch}{where}",
                 runtime,
                 task=task.id,
-                server=services.url,
+                server=services.name,
             )
         )
     return {"tasks": updates, "events": events}

@@ -35,6 +35,14 @@ _LISTED_FILES = 300
 
 async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Check the input, name the run and make its integration branch."""
+    if state.get("started_at"):
+        # New input on a thread that holds a run already (LangGraph Studio or
+        # Server): the two runs' state would mix.
+        raise ConfigurationError(
+            f"this thread already holds run {state.get('run_id')!r} (objective: "
+            f"{str(state.get('objective'))[:80]!r}); start each run in a new thread, or resume "
+            "this one without new input"
+        )
     objective = (state.get("objective") or "").strip()
     if not objective:
         raise ConfigurationError("the objective is empty: say what the run should achieve")
@@ -124,7 +132,7 @@ async def _first_prompt(
             model=settings.planner_model,
             text=text,
             schema=plan_schema(),
-            server=services.url,
+            server=services.name,
         ),
         "plan_attempts": attempts,
         "events": [event("plan", "asking the planner for a plan", runtime)],

@@ -122,10 +122,10 @@ class _Reviewer:
             {
                 "directory": record["worktree"],
                 "title": title,
-                "parent_id": parent_session(self.state, self.settings, services.url),
+                "parent_id": parent_session(self.state, self.settings, services.name),
             }
         )
-        return session_id, services.url
+        return session_id, services.name
 
     async def move(self, task: Task, record: TaskRecord, why: str) -> TaskRecord:
         """Carry on with the task in a new session on another server (its server went away).

@@ -13,6 +13,14 @@ commands, language servers) is stopped with it. Its stdout and stderr go to a
 log file; start-up failures raise [`ServerStartError`][] with the end of that
 log. The password is a ``pydantic.SecretStr`` and never appears in a repr, a
 log line or an exception message.
+
+A server can also outlive the object (and the process) that started it, for
+as long as somebody holds a lock file (``home=`` and ``keep_while=``): it then
+runs under a small keeper process that stops it once nobody has held the lock
+for ``linger`` seconds, and its URL, pid and password are in a runtime file in
+``home`` (mode 0600, like Jupyter's), so that [`adopt`][] finds it again::
+
+    server = await OpenCodeServer.adopt(home) or OpenCodeServer(home=home, keep_while=lock)
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import weakref
 from collections.abc import Mapping
@@ -78,6 +87,8 @@ _USER_STATE_VARS = (
     "OPENCODE_AUTH_CONTENT",
 )
 _AUTH_VARS = ("OPENCODE_SERVER_PASSWORD", "OPENCODE_SERVER_USERNAME")
+_RUNTIME_FILE = "runtime.json"
+_KEEPER = Path(__file__).with_name("_keeper.py")
 _XDG_DIRS = {
     "XDG_DATA_HOME": "data",
     "XDG_CONFIG_HOME": "config",
@@ -108,6 +119,55 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+class _Detached:
+    """A server process that is not our child (it runs under its keeper)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if _alive(self.pid) else -1
+
+    async def wait(self) -> int:
+        # Not our child: nothing tells us when it ends, so look now and then.
+        while _alive(self.pid):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return -1
+
+
+async def _answers(url: str, password: str) -> bool:
+    """Whether the server at ``url`` is healthy and takes ``password``."""
+    async with httpx.AsyncClient(
+        base_url=url,
+        auth=(DEFAULT_USERNAME, password),
+        timeout=httpx.Timeout(2.0),
+        trust_env=False,
+    ) as client:
+        for _ in range(3):  # one connection may go unanswered (see the server notes)
+            try:
+                response = await client.get(_HEALTH_PATH)
+            except httpx.TransportError:
+                continue
+            return response.status_code == 200
+    return False
+
+
 class OpenCodeServer:
     """An ``opencode serve`` process on a loopback port, as an async context manager.
 
@@ -136,6 +196,9 @@ class OpenCodeServer:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
+        home: str | os.PathLike[str] | None = None,
+        keep_while: str | os.PathLike[str] | None = None,
+        linger: float = 300.0,
     ) -> None:
         """Describe a server; nothing starts until [`start`][] or ``async with``.
 
@@ -165,6 +228,15 @@ class OpenCodeServer:
                 keys), applied over the inherited environment.
             startup_timeout: Seconds to wait for the server to become healthy.
             stop_timeout: Seconds [`stop`][] waits after SIGTERM before SIGKILL.
+            home: A directory of the server's own that outlives it, instead of
+                a temporary one: its log (unless ``log_path``), its XDG
+                directories when ``isolated`` (so its sessions outlive it
+                too), and with ``keep_while`` its runtime file. Never removed.
+            keep_while: A lock file (see ``langgraph_opencode.tools.lockfile``):
+                the server runs detached under a keeper and stops by itself
+                once nobody has held this lock for ``linger`` seconds. Needs
+                ``home``.
+            linger: See ``keep_while``.
 
         Raises:
             BinaryNotFoundError: No ``opencode`` executable was found.
@@ -179,8 +251,10 @@ class OpenCodeServer:
             raise ConfigurationError(
                 f"log_level must be one of DEBUG, INFO, WARN, ERROR, got {log_level!r}"
             )
-        if startup_timeout <= 0 or stop_timeout <= 0:
-            raise ConfigurationError("startup_timeout and stop_timeout must be positive")
+        if startup_timeout <= 0 or stop_timeout <= 0 or linger <= 0:
+            raise ConfigurationError("startup_timeout, stop_timeout and linger must be positive")
+        if keep_while is not None and home is None:
+            raise ConfigurationError("keep_while needs home (where the runtime file goes)")
         clashing = sorted(set(env or {}) & set(_AUTH_VARS))
         if clashing:
             raise ConfigurationError(
@@ -203,8 +277,13 @@ class OpenCodeServer:
         self._extra_env = dict(env or {})
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
+        self._home = Path(home).absolute() if home is not None else None
+        self._keep_while = Path(keep_while).absolute() if keep_while is not None else None
+        self._linger = linger
         self._temp_root: Path | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: asyncio.subprocess.Process | _Detached | None = None
+        self.adopted = False
+        """Whether [`adopt`][] found this server running (started by another object)."""
         # Safety nets for a server object dropped, or an interpreter leaving,
         # without close(): kill the process group, remove the temporary files.
         self._kill_at_exit: weakref.finalize[[int], OpenCodeServer] | None = None
@@ -263,16 +342,30 @@ class OpenCodeServer:
         """
         if self._given_log_path is not None:
             return self._given_log_path
+        if self._home is not None:
+            return self._home / "opencode-serve.log"
         if self._temp_root is None:
             raise RuntimeError("OpenCodeServer has no log file yet: start it first")
         return self._temp_root / "opencode-serve.log"
 
     @property
     def data_dir(self) -> Path | None:
-        """The temporary ``XDG_DATA_HOME`` of an isolated server (``None`` otherwise)."""
-        if not self.isolated or self._temp_root is None:
+        """The own ``XDG_DATA_HOME`` of an isolated server (``None`` otherwise)."""
+        root = self._xdg_root
+        return None if root is None else root / _XDG_DIRS["XDG_DATA_HOME"]
+
+    @property
+    def _xdg_root(self) -> Path | None:
+        if not self.isolated:
             return None
-        return self._temp_root / "xdg" / _XDG_DIRS["XDG_DATA_HOME"]
+        if self._home is not None:
+            return self._home / "xdg"
+        return None if self._temp_root is None else self._temp_root / "xdg"
+
+    @property
+    def runtime_file(self) -> Path | None:
+        """Where a kept server (``keep_while``) records its URL, pid and password."""
+        return None if self._home is None else self._home / _RUNTIME_FILE
 
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "no port yet"
@@ -280,6 +373,57 @@ class OpenCodeServer:
         return f"<OpenCodeServer {where} {state} isolated={self.isolated}>"
 
     # --------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def adopt(
+        cls,
+        home: str | os.PathLike[str],
+        *,
+        keep_while: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> Self | None:
+        """The kept server whose runtime file is in ``home``, if it is alive and answers.
+
+        A runtime file that names a dead or unanswering server is removed.
+
+        Args:
+            home: The server's ``home`` directory.
+            keep_while: The lock file it is kept for.
+            **kwargs: As for the constructor (``binary``, ``stop_timeout``, ...).
+        """
+        path = Path(home) / _RUNTIME_FILE
+        try:
+            record = json.loads(await asyncio.to_thread(path.read_text))
+            url, pid, password = str(record["url"]), int(record["pid"]), str(record["password"])
+            port = int(url.rsplit(":", 1)[1])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            return None
+        if not _alive(pid) or not await _answers(url, password):
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            return None
+        server = cls(
+            home=home,
+            keep_while=keep_while,
+            port=port,
+            password=password,
+            isolated=bool(record.get("isolated")),
+            **kwargs,
+        )
+        server._process = _Detached(pid)
+        server.adopted = True
+        return server
+
+    def detach(self) -> None:
+        """Let go of a kept server without stopping it: its keeper stops it later.
+
+        Calling it when the server is not running does nothing.
+        """
+        if self._keep_while is None:
+            raise RuntimeError("only a kept server (keep_while=...) can be left running")
+        self._process = None
 
     async def __aenter__(self) -> Self:
         try:
@@ -378,34 +522,110 @@ class OpenCodeServer:
     # ---------------------------------------------------------------- internal
 
     def _prepare_dirs(self) -> None:
-        if self._temp_root is None and (self.isolated or self._given_log_path is None):
+        needs_temp = self._home is None and (self.isolated or self._given_log_path is None)
+        if self._temp_root is None and needs_temp:
             self._temp_root = Path(tempfile.mkdtemp(prefix="langgraph-opencode-"))
             self._remove_at_exit = weakref.finalize(
                 self, shutil.rmtree, self._temp_root, ignore_errors=True
             )
-        if self.isolated:
-            assert self._temp_root is not None
+        if self._home is not None:
+            self._home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root = self._xdg_root
+        if root is not None:
             for name in _XDG_DIRS.values():
-                (self._temp_root / "xdg" / name).mkdir(parents=True, exist_ok=True)
+                (root / name).mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
 
-    def _environment(self) -> dict[str, str]:
+    def _environment(self, *, with_password: bool = True) -> dict[str, str]:
         env = dict(os.environ)
         for name in _AUTH_VARS:
             env.pop(name, None)
-        if self.isolated:
-            assert self._temp_root is not None
+        root = self._xdg_root
+        if root is not None:
             for name in _USER_STATE_VARS:
                 env.pop(name, None)
             for var, name in _XDG_DIRS.items():
-                env[var] = str(self._temp_root / "xdg" / name)
+                env[var] = str(root / name)
         if self._config_json is not None:
             env["OPENCODE_CONFIG_CONTENT"] = self._config_json
         env["OPENCODE_DISABLE_AUTOUPDATE"] = "1"
         env.update(self._extra_env)
         env["OPENCODE_SERVER_USERNAME"] = DEFAULT_USERNAME
-        env["OPENCODE_SERVER_PASSWORD"] = self._password.get_secret_value()
+        if with_password:
+            env["OPENCODE_SERVER_PASSWORD"] = self._password.get_secret_value()
         return env
+
+    async def _spawn(self, command: list[str], log: Any) -> asyncio.subprocess.Process | _Detached:
+        """Start the server: as our child, or detached under its keeper (``keep_while``)."""
+        if self._keep_while is None or self.runtime_file is None:
+            return await asyncio.create_subprocess_exec(
+                *command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                cwd=self._cwd,
+                start_new_session=True,
+            )
+        keeper = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",  # no user site, no PYTHON* variables: the keeper needs only the stdlib
+            str(_KEEPER),
+            "--lock",
+            str(self._keep_while),
+            "--linger",
+            repr(self._linger),
+            "--runtime",
+            str(self.runtime_file),
+            "--log",
+            str(self.log_path),
+            "--",
+            *command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=self._environment(with_password=False),
+            cwd=self._cwd,
+            start_new_session=True,
+        )
+        # The password goes through a pipe, so it is in no environment but the server's.
+        out, _ = await keeper.communicate((self._password.get_secret_value() + "\n").encode())
+        try:
+            return _Detached(int(out.decode().strip()))
+        except ValueError:
+            raise ServerStartError(
+                f"the keeper of opencode serve exited with code {keeper.returncode} "
+                f"without starting it; see {self.log_path}"
+            ) from None
+
+    def _write_runtime(self, port: int) -> None:
+        path, process = self.runtime_file, self._process
+        if path is None or process is None or self._keep_while is None:
+            return
+        record = {
+            "url": f"http://{_HOST}:{port}",
+            "pid": process.pid,
+            "password": self._password.get_secret_value(),
+            "isolated": self.isolated,
+            "started": datetime.now(UTC).isoformat(),
+        }
+        temp = path.with_suffix(".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(record, file)
+        temp.replace(path)
+
+    def _remove_runtime(self, pid: int) -> None:
+        path = self.runtime_file
+        if path is None:
+            return
+        try:
+            if json.loads(path.read_text()).get("pid") != pid:
+                return
+        except (OSError, ValueError):
+            return
+        with contextlib.suppress(OSError):
+            path.unlink()
 
     async def _start_on(self, port: int) -> None:
         command = [
@@ -428,19 +648,14 @@ class OpenCodeServer:
             log.flush()
             log_offset = log.tell()
             # The child gets its own copy of the log descriptor; ours closes here.
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._environment(),
-                cwd=self._cwd,
-                start_new_session=True,
-            )
+            process = await self._spawn(command, log)
         self._process = process
-        self._kill_at_exit = weakref.finalize(self, _kill_group, process.pid)
+        if self._keep_while is None:
+            # A kept server is stopped by its keeper, not by our exit.
+            self._kill_at_exit = weakref.finalize(self, _kill_group, process.pid)
         try:
             await self._wait_healthy(process, port, log_offset)
+            self._write_runtime(port)
         except BaseException:
             # Covers timeouts and exits, but also cancellation and Ctrl-C.
             self._signal_group(process, signal.SIGKILL)
@@ -451,7 +666,7 @@ class OpenCodeServer:
             raise
 
     async def _wait_healthy(
-        self, process: asyncio.subprocess.Process, port: int, log_offset: int
+        self, process: asyncio.subprocess.Process | _Detached, port: int, log_offset: int
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._startup_timeout
@@ -514,15 +729,16 @@ class OpenCodeServer:
         return "\n".join(text.strip().splitlines()[-_LOG_TAIL_LINES:])
 
     @staticmethod
-    def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    def _signal_group(process: asyncio.subprocess.Process | _Detached, sig: signal.Signals) -> None:
         # The server leads its own process group (start_new_session=True): signal
         # the group so that commands it started go too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
 
-    def _forget(self, process: asyncio.subprocess.Process) -> None:
+    def _forget(self, process: asyncio.subprocess.Process | _Detached) -> None:
         # Anything the server left behind in its group goes with it.
         self._signal_group(process, signal.SIGKILL)
+        self._remove_runtime(process.pid)
         if self._process is process:
             self._process = None
             if self._kill_at_exit is not None:

@@ -1,0 +1,119 @@
+"""What one orchestrator process holds while it drives a run: the run's lock and its server.
+
+Both live in the run's own directory, ``<git dir>/langgraph-opencode/runs/<run>/``::
+
+    lock                  held (flock) by the orchestrator driving the run; says who
+    server/runtime.json   the embedded server's URL, pid and password (mode 0600)
+    server/opencode-serve.log
+    server/xdg/...        an isolated embedded server's OpenCode data (its sessions)
+
+**One driver at a time.** [`hold_run`][] takes the lock, or raises
+``RunHeldError`` naming the process that has it. The kernel drops the lock when
+its process dies, so a run whose orchestrator was killed is free at once.
+
+**The embedded server belongs to the run, not to one process.** [`embedded_server`][]
+adopts the run's server if it still runs (a resume after a crash, Ctrl-C or a
+pause finds the turns that went on meanwhile), else starts one on the same
+OpenCode data, so the run's sessions continue in place. It runs under a keeper
+that stops it once nobody has held the run's lock for ``embedded_linger``
+seconds; a run that ends stops it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph_opencode.errors import RunHeldError
+from langgraph_opencode.tools.lockfile import LockFile, LockHeld, describe, holder
+from langgraph_opencode.tools.opencode.server import OpenCodeServer
+
+__all__ = ["EmbeddedServer", "embedded_server", "hold_run", "run_holder"]
+
+_LOCK = "lock"
+_SERVER = "server"
+
+
+def run_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who drives the run now (pid, host, since), or ``None`` if no orchestrator does."""
+    return holder(run_dir / _LOCK)
+
+
+@contextlib.asynccontextmanager
+async def hold_run(run_dir: Path, run_id: str) -> AsyncIterator[None]:
+    """Hold the run's lock while the block runs.
+
+    Raises:
+        RunHeldError: Another orchestrator process drives the run.
+    """
+    lock = LockFile(run_dir / _LOCK)
+    try:
+        await asyncio.to_thread(
+            lock.acquire, {"program": Path(sys.argv[0]).name if sys.argv else ""}
+        )
+    except LockHeld as exc:
+        raise RunHeldError(
+            f"run {run_id!r} is being driven by another orchestrator ({describe(exc.holder)}); "
+            "wait for it to finish or stop that process, then resume the run",
+            exc.holder,
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass
+class EmbeddedServer:
+    """The run's embedded server, as one orchestrator process sees it.
+
+    Attributes:
+        server: The server.
+        adopted: Whether it was running already (started by an earlier process).
+        keep: Leave it running when the block ends (its keeper stops it after
+            the linger time unless a resume adopts it); otherwise it stops.
+    """
+
+    server: OpenCodeServer
+    adopted: bool
+    keep: bool = False
+
+
+@contextlib.asynccontextmanager
+async def embedded_server(
+    run_dir: Path,
+    *,
+    config: Mapping[str, Any] | None,
+    isolated: bool,
+    linger: float,
+) -> AsyncIterator[EmbeddedServer]:
+    """The run's embedded server for the block: adopted if it runs, else started.
+
+    The caller must hold the run's lock ([`hold_run`][]): the server is kept
+    for as long as somebody holds it, plus ``linger`` seconds.
+
+    Raises:
+        ServerStartError: A new server did not start.
+        BinaryNotFoundError: No ``opencode`` executable was found.
+    """
+    home, lock = run_dir / _SERVER, run_dir / _LOCK
+    server = await OpenCodeServer.adopt(home, keep_while=lock, linger=linger)
+    adopted = server is not None
+    if server is None:
+        server = OpenCodeServer(
+            config=config, isolated=isolated, home=home, keep_while=lock, linger=linger
+        )
+        await server.start()
+    embedded = EmbeddedServer(server=server, adopted=adopted)
+    try:
+        yield embedded
+    finally:
+        if embedded.keep:
+            server.detach()
+        else:
+            await server.close()
