@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import os
 import shutil
@@ -207,6 +208,18 @@ async def _drive(
         payload = Command(resume=answer)
 
 
+def _own_settings(settings: RunSettings | None) -> RunSettings:
+    """The run's own copy of the caller's settings (the run fills in its servers)."""
+    if settings is None:
+        return RunSettings()
+    if not isinstance(settings, RunSettings):
+        raise ConfigurationError(
+            f"settings must be a RunSettings, got {type(settings).__name__}: "
+            "pass settings=RunSettings(...)"
+        )
+    return dataclasses.replace(settings)  # validated again by __post_init__
+
+
 def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, existed: bool) -> None:
     """Refuse to start a run that exists, or to resume one that does not."""
     if new and snapshot.values:
@@ -343,8 +356,7 @@ async def aorchestrate(
             f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
             "refer to it."
         )
-    settings = settings or RunSettings()
-    settings.validate()
+    settings = _own_settings(settings)
     git_repo = await Repo.open(repo)
     run_input: dict[str, Any] = {
         "objective": objective,
@@ -405,8 +417,7 @@ async def aresume(
         ConfigurationError: No run with that id was checkpointed here.
         RunHeldError: Another orchestrator process drives the run now.
     """
-    settings = settings or RunSettings()
-    settings.validate()
+    settings = _own_settings(settings)
     git_repo = await Repo.open(repo)
     async with _driving(
         git_repo,

@@ -124,6 +124,7 @@ def _settings(args: argparse.Namespace, *, approve_plan: bool = False) -> RunSet
     given: dict[str, Any] = {
         "max_parallel": args.max_parallel,
         "max_rework_rounds": args.max_rework_rounds,
+        "embedded_linger": args.embedded_linger,
     }
     return RunSettings(
         **_connection(args),

@@ -43,6 +43,7 @@ SETTING_FLAGS = (
     "password_env",
     "server_password_env",
     "model",
+    "embedded_linger",
     "planner_model",
     "worker_model",
     "reviewer_model",
@@ -109,6 +110,13 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="PROVIDER/MODEL",
         help="the embedded server's default model",
+    )
+    group.add_argument(
+        "--embedded-linger",
+        type=float,
+        metavar="SECONDS",
+        help="how long the embedded server keeps running once no command drives the run "
+        "(after Ctrl-C, a crash or a pause), so a resume finds its turns (default: 300)",
     )
     for role in ("planner", "worker", "reviewer"):
         group.add_argument(f"--{role}-model", metavar="PROVIDER/MODEL", help=f"the {role}'s model")

@@ -64,8 +64,11 @@ class PromptJob(TypedDict):
         abort_reason: Why the monitor aborted the turn, kept until its outcome
             arrives (maybe in a later monitor entry).
         aborted_at: When it did (seconds since the epoch).
-        server: The URL of the OpenCode server the session lives on (missing
-            in runs from before several servers: the run's primary server).
+        server: The name of the OpenCode server the session lives on (its
+            URL, or ``embedded`` for the run's embedded server; missing in runs
+            from before several servers: the run's primary server).
+        paused_s: Seconds the turn waited for a person to answer its
+            permission requests; the turn's clocks leave them out.
     """
 
     role: JobRole
@@ -86,6 +89,7 @@ class PromptJob(TypedDict):
     abort_reason: NotRequired[str]
     aborted_at: NotRequired[float]
     server: NotRequired[str]
+    paused_s: NotRequired[float]
 
 
 class TaskRecord(TypedDict, total=False):
@@ -99,7 +103,7 @@ class TaskRecord(TypedDict, total=False):
     worktree: str
     worker_session: str
     server: str
-    """The URL of the OpenCode server the worker session lives on."""
+    """The name of the OpenCode server the worker session lives on (see ``PromptJob``)."""
     moves: int
     """How often the task moved to another server because its server went away."""
     reviewer_session: str
@@ -116,6 +120,10 @@ class TaskRecord(TypedDict, total=False):
     refreshing: bool
     """The integration branch was merged into the task with conflicts to resolve."""
     review_retries: int
+    answers: list[dict[str, Any]]
+    """A person's answers to permission requests that died with their server
+    (``permission``, ``patterns``, ``reply``, ``message``): given to the same
+    request when the task's turn asks it again."""
     started_at: float
     finished_at: float
     sessions: list[str]

@@ -101,7 +101,7 @@ def new_job(
     )
 
 
-_TURN_FIELDS = frozenset({"sent_at", "active_at", "abort_reason", "aborted_at"})
+_TURN_FIELDS = frozenset({"sent_at", "active_at", "abort_reason", "aborted_at", "paused_s"})
 """What a job records about its sent turn; a new message starts without them."""
 
 

@@ -6,11 +6,18 @@ with ``Command(resume=...)`` holding, per request id, ``"once"``, ``"always"``,
 answers every request alike; an unusable answer pauses again with an ``error``.
 Nothing is sent before the interrupt returns,
 and an answer the server already has (a re-run after a crash) is skipped.
+
+The time a request waited counts on none of its turn's clocks (the job's
+``paused_s``), whether the answer came in-process or on a resume hours later.
+A request that died with its server while the run was paused (the run's
+embedded server stopped after its linger time; a new one runs now) keeps the
+person's answer with its task: the turn is prompted again in the same session
+and, when it asks the same thing, gets that answer instead of a second pause.
 """
 
 from __future__ import annotations
 
-import contextlib
+import time
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -20,7 +27,7 @@ from langgraph.types import interrupt
 from langgraph_opencode.errors import ConfigurationError, NotFoundError
 from langgraph_opencode.graph.services import UNREACHABLE, server_lost, services_for
 from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState
+from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import event, server_of, settings_of
 
 __all__ = ["ask_human"]
@@ -60,11 +67,18 @@ async def ask_human(
             payload = {**payload, "error": str(exc)}
     settings = settings_of(runtime)
     events = []
+    tasks: dict[str, TaskRecord] = {}
+    update: dict[str, Any] = {}
+    asked: dict[str, float] = {}  # per task ("": the planner), when its first request was asked
+    now = time.time()
     for request, (reply, message) in zip(waiting, replies, strict=True):
-        url = server_of(request, settings)
+        name = server_of(request, settings)
+        task_id = request.get("task")
+        what = f"{request['permission']} {' '.join(request.get('patterns', []))}".strip()
+        note = f"{task_id or 'planner'}: {what}: {reply} by a person"
         try:
-            services = await services_for(settings, url)
-            with contextlib.suppress(NotFoundError):  # already answered before a crash
+            services = await services_for(settings, name)
+            try:
                 await services.tools.reply_permission.ainvoke(
                     {
                         "request_id": request["id"],
@@ -74,16 +88,57 @@ async def ask_human(
                     },
                     config,
                 )
+            except NotFoundError:
+                # Answered already (this node re-ran after a crash), or gone with
+                # a server that was started again since it asked.
+                if task_id and request.get("url") and request["url"] != services.url:
+                    record = tasks.get(task_id) or (state.get("tasks") or {}).get(task_id) or {}
+                    kept = [*(record.get("answers") or []), _standing(request, reply, message)]
+                    tasks.setdefault(task_id, TaskRecord(id=task_id))["answers"] = kept
+                    note += " (kept for when its turn asks again)"
         except UNREACHABLE:
-            if not await server_lost(settings, url):
+            if not await server_lost(settings, name):
                 raise
             continue  # the request died with its server; the monitor moves the work
-        what = f"{request['permission']} {' '.join(request.get('patterns', []))}".strip()
-        events.append(
-            event(
-                "permission",
-                f"{request.get('task') or 'planner'}: {what}: {reply} by a person",
-                runtime,
-            )
-        )
-    return {"waiting": [], "events": events}
+        key = task_id or ""
+        asked[key] = min(asked.get(key, now), float(request.get("asked_at") or now))
+        events.append(event("permission", note, runtime))
+    for key, since in asked.items():
+        _paused(state, key or None, now - since, now, tasks, update)
+    if tasks:
+        update["tasks"] = tasks
+    return {**update, "waiting": [], "events": events}
+
+
+def _standing(request: dict[str, Any], reply: str, message: str | None) -> dict[str, Any]:
+    return {
+        "permission": request["permission"],
+        "patterns": list(request.get("patterns") or []),
+        "reply": reply,
+        "message": message,
+    }
+
+
+def _paused(
+    state: OrchestratorState,
+    task_id: str | None,
+    waited: float,
+    now: float,
+    tasks: dict[str, TaskRecord],
+    update: dict[str, Any],
+) -> None:
+    """Leave the ``waited`` seconds its requests waited for a person off a turn's clocks."""
+    if task_id:
+        job = (tasks.get(task_id) or {}).get("job") or (
+            (state.get("tasks") or {}).get(task_id) or {}
+        ).get("job")
+    else:
+        job = state.get("planner_job")
+    if job is None or job["outcome"] is not None:
+        return
+    paused = float(job.get("paused_s") or 0.0) + max(0.0, waited)
+    job = PromptJob(**{**job, "paused_s": round(paused, 3), "active_at": now})
+    if task_id:
+        tasks.setdefault(task_id, TaskRecord(id=task_id))["job"] = job
+    else:
+        update["planner_job"] = job

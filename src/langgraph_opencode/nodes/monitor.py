@@ -18,6 +18,12 @@ a reconnect) is not missed. The clocks are not restarted by a re-entry or a
 resume: a turn's time runs from its prompt's ``sent_at``, its stall clock from
 the last sign of life (recorded in the job, or read from the turn's
 messages), and its tokens include the messages finished before the entry.
+Time a permission request waited for a person counts on neither clock
+(``paused_s``; an answer is a sign of life).
+
+A person's answer to a request that died with its server (the run's
+embedded server stopped while the run was paused) is kept with the task and
+given to the same request when the turn asks it again.
 """
 
 from __future__ import annotations
@@ -92,9 +98,15 @@ class _Tracked:
     lost: str = ""
     """The URL of the job's server, once that server is gone."""
 
+    standing: list[dict[str, Any]] = field(default_factory=list)
+    """A person's answers given for requests that died with their server."""
+    standing_changed: bool = False
+
     def __post_init__(self) -> None:
         now = time.time()
-        self.started = _monotonic(self.job.get("sent_at") or now, now)
+        # Time spent waiting for a person is not the turn's.
+        sent = (self.job.get("sent_at") or now) + float(self.job.get("paused_s") or 0.0)
+        self.started = _monotonic(min(sent, now), now)
         self.last_activity = _monotonic(
             max(self.job.get("sent_at") or now, self.job.get("active_at") or 0.0), now
         )
@@ -129,6 +141,16 @@ class _Tracked:
     @property
     def live_cost(self) -> float:
         return sum(c for _, c in self.message_usage.values())
+
+    def standing_answer(self, permission: str, patterns: list[str]) -> dict[str, Any] | None:
+        """The person's answer already given to this request (before its server restarted)."""
+        for answer in self.standing:
+            if answer["permission"] == permission and answer["patterns"] == patterns:
+                if answer["reply"] != "always":
+                    self.standing = [a for a in self.standing if a is not answer]
+                    self.standing_changed = True
+                return answer
+        return None
 
     def observe(self, ev: Event) -> None:
         self.last_activity = time.monotonic()
@@ -186,6 +208,7 @@ def _outstanding(state: OrchestratorState, settings: RunSettings) -> list[_Track
                     base_tokens=int(record.get("tokens") or 0),
                     base_cost=float(record.get("cost") or 0.0),
                     server=server_of(job, settings),
+                    standing=list(record.get("answers") or []),
                 )
             )
     return tracked
@@ -232,8 +255,30 @@ class _Monitor:
         for request in await client.permissions(job["directory"]):
             if request.session_id != job["session_id"]:
                 continue
-            decision = self.settings.decide_permission(request.permission, request.patterns)
             what = f"{request.permission} {' '.join(request.patterns)}".strip()
+            standing = item.standing_answer(request.permission, request.patterns)
+            if standing is not None:
+                with contextlib.suppress(NotFoundError):
+                    await services.tools.reply_permission.ainvoke(
+                        {
+                            "request_id": request.id,
+                            "directory": job["directory"],
+                            "reply": standing["reply"],
+                            "message": standing.get("message"),
+                        },
+                        self.config,
+                    )
+                self.events.append(
+                    event(
+                        "permission",
+                        f"{item.key}: {what}: {standing['reply']} by a person "
+                        "(answered before its server restarted)",
+                        self.runtime,
+                        task=item.key,
+                    )
+                )
+                continue
+            decision = self.settings.decide_permission(request.permission, request.patterns)
             if decision == "ask":
                 item.asked.append(
                     {
@@ -246,6 +291,8 @@ class _Monitor:
                         "permission": request.permission,
                         "patterns": request.patterns,
                         "metadata": request.metadata,
+                        "url": services.url,
+                        "asked_at": round(time.time(), 3),
                     }
                 )
                 continue
@@ -466,6 +513,8 @@ class _Monitor:
                     update["planner_job"] = running
                 else:
                     tasks[item.key] = TaskRecord(id=item.key, job=running)
+                    if item.standing_changed:
+                        tasks[item.key]["answers"] = item.standing
                 continue
             outcome = item.outcome.model_dump(mode="json")
             budget = self.settings.task_token_budget
@@ -489,6 +538,8 @@ class _Monitor:
                 tokens=item.base_tokens + item.outcome.tokens.total,
                 cost=round(item.base_cost + item.outcome.cost, 6),
             )
+            if item.standing_changed:
+                tasks[item.key]["answers"] = item.standing
         if waiting:
             self.events.append(
                 event(

@@ -55,6 +55,7 @@ from ._repo import GIT_ENV, git, make_repo
 from ._request import AuxiliaryKind, ChatRequest, RecordedRequest, ToolResult
 from ._script import Conversation, Match, ScriptEntry, Step, TextMatcher
 from ._server import DEFAULT_AUXILIARY_REPLIES, ScriptedModelServer
+from ._user import user_environment
 
 __all__ = [
     "DEFAULT_AUXILIARY_REPLIES",
@@ -91,5 +92,6 @@ __all__ = [
     "planner_returns",
     "reviewer_says",
     "task_prompt",
+    "user_environment",
     "worker_writes",
 ]
