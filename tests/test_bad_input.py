@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,73 @@ def dirty_repo(git_repo: Path) -> Path:
     (git_repo / "README.md").write_text("# local edit\n")
     (git_repo / "notes.txt").write_text("untracked\n")
     return git_repo
+
+
+CLI = [sys.executable, "-m", "langgraph_opencode.cli"]
+PASSWORD_ENV = "LGOC_BAD_INPUT_PASSWORD"
+NO_SERVER = ["--server", "http://127.0.0.1:9"]  # refused connections: never reached
+
+
+def _gone(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _run_alone(command: list[str], env: dict[str, str], stdin: str | None) -> tuple[int, str, str]:
+    """Run ``command`` in a process group of its own; fail if a process of it outlives it."""
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(stdin, timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert _gone(process.pid), f"the CLI left processes behind:\n{out}\n{err}"
+    return process.returncode, out, err
+
+
+async def cli(
+    *args: str,
+    server: OpenCodeServer | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to its end (stdin is not a terminal), with ``server`` if given."""
+    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
+    environ.pop("OPENCODE_SERVER_PASSWORD", None)
+    if server is not None:
+        environ[PASSWORD_ENV] = server.password.get_secret_value()
+        args = (*args, "--server", server.url, "--password-env", PASSWORD_ENV)
+    command = [*CLI, *args]
+    code, out, err = await asyncio.to_thread(_run_alone, command, environ, stdin)
+    return subprocess.CompletedProcess(command, code, out, err)
+
+
+def _show(result: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    """Exit 2 and a single ``error:`` line on stderr that says ``expected``."""
+    assert result.returncode == 2, _show(result)
+    assert result.stderr.startswith("error: "), _show(result)
+    assert len(result.stderr.strip().splitlines()) == 1, _show(result)
+    assert expected in result.stderr, _show(result)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def _nothing_recorded(repo: Path) -> None:
+    assert not (repo / ".git" / "langgraph-opencode").exists()
 
 
 def _write(path: Path, text: str) -> Path:
@@ -193,3 +263,37 @@ async def test_an_unknown_model_is_named_with_the_known_ones(
             settings=RunSettings(worker_model="scripted/nope"),
         )
     assert snapshot(dirty_repo) == before
+
+
+# -- run ids ---------------------------------------------------------------------------
+
+
+BAD_RUN_IDS = ["../../evil", "-x", ".hidden", "a..b", "x.lock", "a/b", "x" * 65, ""]
+
+
+@pytest.mark.parametrize("run_id", BAD_RUN_IDS)
+async def test_a_bad_run_id_is_refused_by_the_api_before_anything_is_written(
+    run_id: str, dirty_repo: Path
+) -> None:
+    before = snapshot(dirty_repo)
+    with pytest.raises(ConfigurationError, match="invalid run id"):
+        await aorchestrate("objective", repo=dirty_repo, run_id=run_id, server_url=NO_SERVER[1])
+    with pytest.raises(ConfigurationError, match="invalid run id"):
+        await aresume(run_id, repo=dirty_repo, server_url=NO_SERVER[1])
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
+
+
+async def test_a_bad_run_id_is_refused_by_the_cli_and_no_ghost_run_is_listed(
+    dirty_repo: Path,
+) -> None:
+    before = snapshot(dirty_repo)
+    result = await cli("run", "x", "--repo", str(dirty_repo), "--run-id", "../../evil", *NO_SERVER)
+    _one_error_line(result, "invalid run id '../../evil'")
+    resumed = await cli("resume", "../../evil", "--repo", str(dirty_repo), *NO_SERVER)
+    _one_error_line(resumed, "invalid run id '../../evil'")
+    listed = await cli("runs", "--repo", str(dirty_repo))
+    assert listed.returncode == 0, _show(listed)
+    assert "No runs are recorded" in listed.stdout
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)

@@ -15,7 +15,6 @@ import contextlib
 import inspect
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.nodes.planner import MAX_OBJECTIVE_CHARS
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport
+from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import build_config
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
@@ -54,6 +54,18 @@ def _plan_input(
     if isinstance(plan, (str, os.PathLike)):
         return load_plan(Path(plan)).model_dump(mode="json")
     return parse_plan(plan).model_dump(mode="json")
+
+
+def _settings_of(settings: RunSettings | None) -> RunSettings:
+    if settings is None:
+        return RunSettings()
+    if not isinstance(settings, RunSettings):
+        raise ConfigurationError(
+            f"settings must be a RunSettings, got {type(settings).__name__}: "
+            "pass settings=RunSettings(...) (e.g. RunSettings(**your_dict))"
+        )
+    settings.validate()
+    return settings
 
 
 def _given_servers(settings: RunSettings, server_url: str | Sequence[str] | None) -> list[str]:
@@ -236,7 +248,12 @@ async def aorchestrate(
     Raises:
         ConfigurationError: Bad input; nothing was changed.
     """
-    if not objective or not objective.strip():
+    if not isinstance(objective, str):
+        raise ConfigurationError(
+            f"the objective must be a string (what the run should achieve), "
+            f"got {type(objective).__name__}"
+        )
+    if not objective.strip():
         raise ConfigurationError("the objective is empty: say what the run should achieve")
     if len(objective) > MAX_OBJECTIVE_CHARS:
         raise ConfigurationError(
@@ -244,13 +261,13 @@ async def aorchestrate(
             f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
             "refer to it."
         )
-    settings = settings or RunSettings()
-    settings.validate()
+    run_id = check_run_id(run_id) if run_id is not None else new_run_id()
+    settings = _settings_of(settings)
     git_repo = await Repo.open(repo)
     run_input: dict[str, Any] = {
         "objective": objective,
         "repo": str(git_repo.root),
-        "run_id": run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        "run_id": run_id,
         "plan": _plan_input(plan),
     }
     config: RunnableConfig = {
@@ -308,8 +325,8 @@ async def aresume(
     Raises:
         ConfigurationError: No run with that id was checkpointed here.
     """
-    settings = settings or RunSettings()
-    settings.validate()
+    check_run_id(run_id)
+    settings = _settings_of(settings)
     git_repo = await Repo.open(repo)
     config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     async with _checkpointer(git_repo, checkpointer) as saver:

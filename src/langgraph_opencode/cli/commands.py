@@ -11,7 +11,6 @@ import contextlib
 import shlex
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from langgraph_opencode.graph.services import client_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport
+from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 
 __all__ = [
@@ -70,11 +70,6 @@ class Output:
     resume: list[str] = field(default_factory=list)
     """The command that continues the run (filled in once the run id is known)."""
     progress: Progress | None = None
-
-
-def new_run_id() -> str:
-    """A fresh run id, as the API makes them."""
-    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 def _resume_base(run_id: str, repo_root: str) -> list[str]:
@@ -244,7 +239,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     settings = _settings(args)
     repo = await Repo.open(args.repo)
     plan = load_plan(args.plan) if args.plan else None
-    run_id = args.run_id or new_run_id()
+    run_id = check_run_id(args.run_id) if args.run_id is not None else new_run_id()
     with contextlib.suppress(ConfigurationError):
         await load_run(repo, run_id)
         raise ConfigurationError(
@@ -277,6 +272,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
 
 async def resume(args: argparse.Namespace, out: Output) -> int:
     """``resume RUN_ID``."""
+    check_run_id(args.run_id)
     _check_server_flags(args)
     repo = await Repo.open(args.repo)
     info = await load_run(repo, args.run_id)

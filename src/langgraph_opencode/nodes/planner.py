@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -22,6 +21,7 @@ from langgraph_opencode.graph.state import OrchestratorState
 from langgraph_opencode.nodes._common import event, new_job, server_of, settings_of
 from langgraph_opencode.plan import parse_plan, plan_schema
 from langgraph_opencode.prompts import bullet_list, code_block, render
+from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
 
@@ -46,7 +46,7 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
         )
     settings_of(runtime).validate()
     repo = await Repo.open(state.get("repo") or "")
-    run_id = state.get("run_id") or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    run_id = check_run_id(state.get("run_id") or new_run_id())
     run = repo.run(run_id)
     base = await run.ensure_integration_branch()
     update: dict[str, Any] = {
