@@ -21,6 +21,7 @@ from langgraph_opencode.errors import (
     OpenCodeConnectionError,
     PlanError,
 )
+from langgraph_opencode.graph.studio import graph as studio_graph
 from langgraph_opencode.testing import git
 from langgraph_opencode.tools.opencode import OpenCodeServer
 
@@ -295,5 +296,128 @@ async def test_a_bad_run_id_is_refused_by_the_cli_and_no_ghost_run_is_listed(
     listed = await cli("runs", "--repo", str(dirty_repo))
     assert listed.returncode == 0, _show(listed)
     assert "No runs are recorded" in listed.stdout
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
+
+
+# -- settings of the wrong type ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"max_parallel": "abc"}, "max_parallel must be a whole number, got 'abc' (str)"),
+        ({"max_parallel": 1.5}, "max_parallel must be a whole number, got 1.5 (float)"),
+        ({"max_rework_rounds": True}, "max_rework_rounds must be a whole number, got True"),
+        ({"check_timeout": "10"}, "check_timeout must be a number, got '10' (str)"),
+        ({"run_cost_budget": float("nan")}, "run_cost_budget must be a number, got nan"),
+        ({"review": "no"}, "review must be true or false, got 'no' (str)"),
+        ({"allow_permissions": "bash:*"}, "allow_permissions must be a list of strings"),
+        ({"deny_permissions": [1]}, "deny_permissions must be a list of strings"),
+        ({"password_envs": {"http://h:1": 3}}, "password_envs must be a mapping of strings"),
+        ({"worker_model": None}, "worker_model must be a string, got None"),
+    ],
+    ids=lambda v: next(iter(v)) if isinstance(v, dict) else "",
+)
+def test_settings_of_the_wrong_type_are_named(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RunSettings(**given)
+    assert str(info.value).startswith(f"invalid run settings: {message}")
+    assert "\n" not in str(info.value)  # one problem, one line
+
+
+def test_every_wrong_setting_is_listed_at_once() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RunSettings(max_parallel="abc", check_timeout=[], approve_plan=1)  # type: ignore[arg-type]
+    lines = str(info.value).splitlines()
+    assert lines[0] == "invalid run settings:"
+    assert [line.split()[1] for line in lines[1:]] == [
+        "max_parallel",
+        "approve_plan",
+        "check_timeout",
+    ]
+
+
+def test_whole_numbers_are_accepted_where_a_number_is_wanted() -> None:
+    assert RunSettings(check_timeout=5, run_cost_budget=1).check_timeout == 5
+
+
+async def test_a_dict_as_settings_and_a_number_as_objective_are_refused_by_the_api(
+    dirty_repo: Path,
+) -> None:
+    before = snapshot(dirty_repo)
+    with pytest.raises(ConfigurationError, match=r"settings must be a RunSettings, got dict"):
+        await aorchestrate(
+            "objective",
+            repo=dirty_repo,
+            settings={"max_parallel": 2},  # type: ignore[arg-type]
+            server_url=NO_SERVER[1],
+        )
+    with pytest.raises(ConfigurationError, match=r"settings must be a RunSettings, got dict"):
+        await aresume("some-run", repo=dirty_repo, settings={}, server_url=NO_SERVER[1])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"the objective must be a string.*got int"):
+        await aorchestrate(123, repo=dirty_repo, server_url=NO_SERVER[1])  # type: ignore[arg-type]
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
+
+
+async def test_a_studio_context_of_the_wrong_type_is_refused(dirty_repo: Path) -> None:
+    # LangGraph Server turns the run's context (a dict) into RunSettings.
+    before = snapshot(dirty_repo)
+    with pytest.raises(ConfigurationError, match="max_parallel must be a whole number"):
+        await studio_graph.ainvoke(
+            {"objective": "x", "repo": str(dirty_repo)}, context={"max_parallel": "abc"}
+        )
+    assert snapshot(dirty_repo) == before
+
+
+async def test_a_studio_input_without_repo_is_refused_not_run_in_the_servers_directory(
+    dirty_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(dirty_repo)  # the server's own directory, had the run used it
+    before = snapshot(dirty_repo)
+    for given in (
+        {"objective": "x"},
+        {"objective": "x", "repo": ""},
+        {"objective": "x", "repo": "."},
+    ):
+        with pytest.raises(ConfigurationError, match="repo must be the absolute path"):
+            await studio_graph.ainvoke(given, context={"server_url": NO_SERVER[1]})
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
+
+
+# -- names the run reserves -------------------------------------------------------------------
+
+
+async def test_a_task_named_integration_is_refused_by_plan_validation(
+    dirty_repo: Path, tmp_path: Path
+) -> None:
+    plan = _write(
+        tmp_path / "plan.yaml",
+        "objective: x\ntasks:\n  - {id: integration, title: I, instructions: do it}\n",
+    )
+    before = snapshot(dirty_repo)
+    with pytest.raises(PlanError, match="'integration' is reserved"):
+        await aorchestrate("objective", repo=dirty_repo, plan=plan, server_url=NO_SERVER[1])
+    result = await cli("run", "x", "--repo", str(dirty_repo), "--plan", str(plan), *NO_SERVER)
+    assert result.returncode == 2, _show(result)
+    assert "'integration' is reserved" in result.stderr
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
+
+
+@pytest.mark.parametrize("branch", ["lgoc", "lgoc/blocked"])
+async def test_a_branch_in_the_way_of_the_runs_branches_is_named_up_front(
+    branch: str, dirty_repo: Path, opencode_server: OpenCodeServer
+) -> None:
+    git(dirty_repo, "branch", branch)
+    before = snapshot(dirty_repo)
+    with pytest.raises(ConfigurationError, match=f"your branch '{branch}' is in the way"):
+        await aorchestrate("objective", repo=dirty_repo, run_id="blocked", server_url=NO_SERVER[1])
+    result = await cli(
+        "run", "x", "--repo", str(dirty_repo), "--run-id", "blocked", server=opencode_server
+    )
+    _one_error_line(result, f"rename it (git branch -m {branch} {branch}-branch)")
     assert snapshot(dirty_repo) == before
     _nothing_recorded(dirty_repo)

@@ -264,6 +264,7 @@ async def aorchestrate(
     run_id = check_run_id(run_id) if run_id is not None else new_run_id()
     settings = _settings_of(settings)
     git_repo = await Repo.open(repo)
+    await git_repo.run(run_id).check_namespace()
     run_input: dict[str, Any] = {
         "objective": objective,
         "repo": str(git_repo.root),

@@ -9,8 +9,9 @@ from the in-process registry of an embedded server), never stored.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
-from typing import Literal
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from langgraph_opencode.errors import ConfigurationError
@@ -93,9 +94,11 @@ class RunSettings:
         """Check every setting.
 
         Raises:
-            ConfigurationError: Listing each setting that is out of range.
+            ConfigurationError: Listing each setting of the wrong type or out of range.
         """
-        problems: list[str] = []
+        problems = _type_problems(self)
+        if problems:  # the range checks below assume the types are right
+            raise _invalid(problems)
         positive = {
             "max_parallel": self.max_parallel,
             "max_plan_attempts": self.max_plan_attempts,
@@ -140,7 +143,7 @@ class RunSettings:
             ]
         problems += self._server_problems()
         if problems:
-            raise ConfigurationError("invalid run settings:\n- " + "\n- ".join(problems))
+            raise _invalid(problems)
 
     def servers(self) -> list[str]:
         """The run's servers, primary first: ``server_url``, then ``server_urls``.
@@ -210,3 +213,56 @@ class RunSettings:
         if all(matches(self.allow_permissions, s) for s in subjects):
             return "allow"
         return self.unmatched_permissions
+
+
+_KINDS: dict[str, str] = {
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "list[str]": "a list of strings",
+    "dict[str, str]": "a mapping of strings to strings",
+    "PermissionDecision": "a string",
+}
+"""What each annotation of :class:`RunSettings` wants, in words."""
+
+
+def _invalid(problems: list[str]) -> ConfigurationError:
+    if len(problems) == 1:
+        return ConfigurationError(f"invalid run settings: {problems[0]}")
+    return ConfigurationError("invalid run settings:\n- " + "\n- ".join(problems))
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind in ("str", "PermissionDecision"):
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "list[str]":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == "dict[str, str]":
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    raise AssertionError(f"RunSettings has a field of unchecked type {kind}")
+
+
+def _type_problems(settings: RunSettings) -> list[str]:
+    """One message per setting whose value is not of the field's type."""
+    problems = []
+    for item in fields(settings):
+        kind = str(item.type)
+        value = getattr(settings, item.name)
+        if not _fits(kind, value):
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            problems.append(
+                f"{item.name} must be {_KINDS[kind]}, got {shown} ({type(value).__name__})"
+            )
+    return problems

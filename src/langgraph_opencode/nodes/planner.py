@@ -9,6 +9,7 @@ A ready plan from the caller skips the model.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -35,7 +36,13 @@ _LISTED_FILES = 300
 
 async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Check the input, name the run and make its integration branch."""
-    objective = (state.get("objective") or "").strip()
+    objective = state.get("objective") or ""
+    if not isinstance(objective, str):
+        raise ConfigurationError(
+            f"the objective must be a string, got {type(objective).__name__}: "
+            "say what the run should achieve"
+        )
+    objective = objective.strip()
     if not objective:
         raise ConfigurationError("the objective is empty: say what the run should achieve")
     if len(objective) > MAX_OBJECTIVE_CHARS:
@@ -45,9 +52,16 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
             "refer to it."
         )
     settings_of(runtime).validate()
-    repo = await Repo.open(state.get("repo") or "")
+    given_repo = state.get("repo")
+    if not isinstance(given_repo, str) or not os.path.isabs(given_repo):
+        raise ConfigurationError(
+            f"the input's repo must be the absolute path of the git repository to work on, "
+            f"got {given_repo!r}: pass {{'objective': ..., 'repo': '/path/to/repo'}}"
+        )
+    repo = await Repo.open(given_repo)
     run_id = check_run_id(state.get("run_id") or new_run_id())
     run = repo.run(run_id)
+    await run.check_namespace()
     base = await run.ensure_integration_branch()
     update: dict[str, Any] = {
         "objective": objective,
