@@ -421,3 +421,46 @@ async def test_a_branch_in_the_way_of_the_runs_branches_is_named_up_front(
     _one_error_line(result, f"rename it (git branch -m {branch} {branch}-branch)")
     assert snapshot(dirty_repo) == before
     _nothing_recorded(dirty_repo)
+
+
+# -- checkpoint store ----------------------------------------------------------------------
+
+
+def _read_only_dir(tmp_path: Path) -> str:
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only directories")
+    where = tmp_path / "read-only"
+    where.mkdir(mode=0o555)
+    return str(where / "x.sqlite")
+
+
+CHECKPOINT_CASES: dict[str, tuple[Callable[[Path], str], str]] = {
+    "missing-dir": (
+        lambda tmp: str(tmp / "nonexistent" / "dir" / "x.sqlite"),
+        "nonexistent/dir does not exist",
+    ),
+    "parent-is-a-file": (lambda tmp: str(_write(tmp / "file", "") / "x.sqlite"), "does not exist"),
+    "a-directory": (lambda tmp: str(tmp), "it is a directory"),
+    "read-only-dir": (_read_only_dir, "is not writable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHECKPOINT_CASES))
+async def test_an_unwritable_checkpoint_path_is_named_with_what_to_do(
+    case: str, dirty_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make, message = CHECKPOINT_CASES[case]
+    path = make(tmp_path)
+    before = snapshot(dirty_repo)
+    listed = sorted(os.listdir(tmp_path))
+    with pytest.raises(ConfigurationError, match="cannot write the checkpoint file") as info:
+        await aorchestrate("objective", repo=dirty_repo, checkpointer=path, server_url=NO_SERVER[1])
+    assert message in str(info.value)
+    assert "LANGGRAPH_OPENCODE_CHECKPOINTS" in str(info.value)
+    env = {"LANGGRAPH_OPENCODE_CHECKPOINTS": path}
+    result = await cli("run", "x", "--repo", str(dirty_repo), *NO_SERVER, env=env)
+    _one_error_line(result, f"cannot write the checkpoint file {path}")
+    assert "unexpected" not in result.stderr
+    assert sorted(os.listdir(tmp_path)) == listed
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
