@@ -94,11 +94,13 @@ async def open_checkpointer(
     path = _sqlite_path(repo, url)
     async with contextlib.AsyncExitStack() as stack:
         try:
-            saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
-            await saver.setup()
+            sqlite: AsyncSqliteSaver = await stack.enter_async_context(
+                AsyncSqliteSaver.from_conn_string(str(path))
+            )
+            await sqlite.setup()
         except sqlite3.Error as exc:
             raise _unusable(path, str(exc)) from None
-        yield saver
+        yield sqlite
 
 
 def _unusable(path: Path, reason: str) -> ConfigurationError:
