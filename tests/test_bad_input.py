@@ -464,3 +464,47 @@ async def test_an_unwritable_checkpoint_path_is_named_with_what_to_do(
     assert sorted(os.listdir(tmp_path)) == listed
     assert snapshot(dirty_repo) == before
     _nothing_recorded(dirty_repo)
+
+
+# -- a broken OpenCode binary -----------------------------------------------------------------
+
+
+def _hanging_binary(tmp_path: Path) -> tuple[Path, Path]:
+    pid_file = tmp_path / "hanging.pid"
+    binary = _write(
+        tmp_path / "hanging-opencode", f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 600\n"
+    )
+    binary.chmod(0o755)
+    return binary, pid_file
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("binary", ["false", "hangs"])
+async def test_a_broken_opencode_binary_offers_no_resume_of_a_run_never_recorded(
+    binary: str, dirty_repo: Path, tmp_path: Path
+) -> None:
+    pid_file = None
+    if binary == "false":
+        path, expected = Path("/bin/false"), "exited with code 1 before it became healthy"
+    else:
+        (path, pid_file), expected = _hanging_binary(tmp_path), "was not healthy after"
+    before = snapshot(dirty_repo)
+    result = await cli(
+        "run", "x", "--repo", str(dirty_repo), env={"LANGGRAPH_OPENCODE_BINARY": str(path)}
+    )
+    assert result.returncode == 1, _show(result)
+    assert result.stderr.startswith("error: opencode serve"), _show(result)
+    assert expected in result.stderr
+    assert "resume" not in result.stdout + result.stderr
+    if pid_file is not None:
+        assert _pid_gone(int(pid_file.read_text())), "the hanging server was left running"
+    listed = await cli("runs", "--repo", str(dirty_repo))
+    assert "No runs are recorded" in listed.stdout, _show(listed)
+    assert snapshot(dirty_repo) == before

@@ -28,12 +28,14 @@ from langgraph_opencode.cli.parser import (
     EXIT_USAGE,
     build_parser,
 )
+from langgraph_opencode.cli.store import load_run
 from langgraph_opencode.errors import (
     AuthenticationError,
     ConfigurationError,
     LangGraphOpenCodeError,
     OpenCodeConnectionError,
 )
+from langgraph_opencode.tools.git import Repo
 
 __all__ = [
     "EXIT_FAILED",
@@ -63,7 +65,7 @@ def _started(out: Output) -> bool:
 
 def _interrupted(args: argparse.Namespace, out: Output) -> int:
     console = out.errors
-    if not out.run_id:
+    if not _recorded(out):
         console.print("[yellow]interrupted[/yellow]")
         return EXIT_INTERRUPTED
     console.print(
@@ -132,8 +134,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _recorded(out: Output) -> bool:
+    """Whether the run has a checkpoint to resume from (it may have failed before one)."""
+    if not (out.run_id and out.resume):
+        return False
+
+    async def look() -> bool:
+        await load_run(await Repo.open(out.repo_root), out.run_id)
+        return True
+
+    try:
+        return asyncio.run(look())
+    except (LangGraphOpenCodeError, OSError):
+        return False
+
+
 def _resume_hint(out: Output) -> None:
-    if out.run_id and out.resume:
+    if _recorded(out):
         out.errors.print(
             "The run is checkpointed; continue it with:  " + shlex.join(out.resume),
             markup=False,
