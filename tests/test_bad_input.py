@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from langgraph_opencode.errors import (
     PlanError,
 )
 from langgraph_opencode.graph.studio import graph as studio_graph
-from langgraph_opencode.testing import git
+from langgraph_opencode.testing import ScriptedModelServer, fan_in_plan, git
 from langgraph_opencode.tools.opencode import OpenCodeServer
 
 pytestmark = pytest.mark.opencode
@@ -508,3 +510,123 @@ async def test_a_broken_opencode_binary_offers_no_resume_of_a_run_never_recorded
     listed = await cli("runs", "--repo", str(dirty_repo))
     assert "No runs are recorded" in listed.stdout, _show(listed)
     assert snapshot(dirty_repo) == before
+
+
+# -- command-line flags ---------------------------------------------------------------------
+
+
+FLAG_CASES: dict[str, tuple[list[str], str]] = {
+    "check-timeout-word": (["--check-timeout", "abc"], "--check-timeout: wants seconds"),
+    "turn-timeout-zero": (["--turn-timeout", "0"], "--turn-timeout: wants seconds greater than 0"),
+    "stall-timeout-nan": (["--stall-timeout", "nan"], "--stall-timeout: wants seconds"),
+    "token-budget-fraction": (["--task-token-budget", "1.5"], "a whole number of tokens"),
+    "cost-budget-negative": (["--run-cost-budget", "-1"], "--run-cost-budget: wants dollars"),
+    "allow-colon": (["--allow", ":"], "':' has an empty permission"),
+    "deny-unclosed": (["--deny", "bash:rm ["], "has a '[' without its ']'"),
+    "deny-colon-bracket": (["--deny", ":["], "':[' has an empty permission"),
+    "allow-no-pattern": (["--allow", "bash:"], "'bash:' has an empty pattern"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLAG_CASES))
+async def test_bad_flag_values_are_one_line_and_exit_2(case: str, dirty_repo: Path) -> None:
+    flags, expected = FLAG_CASES[case]
+    before = snapshot(dirty_repo)
+    for command in (["run", "x"], ["resume", "some-run"]):
+        result = await cli(*command, "--repo", str(dirty_repo), *flags, *NO_SERVER)
+        _one_error_line(result, expected)
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
+
+
+def test_broken_permission_rules_are_refused_by_the_settings() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RunSettings(allow_permissions=[":", "bash:git *"], deny_permissions=["bash:[x"])
+    assert "allow_permissions: ':' has an empty permission" in str(info.value)
+    assert "deny_permissions: 'bash:[x' has a '[' without its ']'" in str(info.value)
+    RunSettings(allow_permissions=["bash:git [a-z]*", "edit:[[]notes]"])  # closed sets are fine
+
+
+OBJECTIVE_FILE_CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "both": (lambda tmp: ["x", "--objective-file", str(_write(tmp / "o.md", "y"))], "not both"),
+    "neither": (lambda tmp: [], "give the objective either as OBJECTIVE or with --objective-file"),
+    "missing": (
+        lambda tmp: ["--objective-file", str(tmp / "nowhere.md")],
+        "nowhere.md: No such file or directory",
+    ),
+    "a-directory": (lambda tmp: ["--objective-file", str(tmp)], "Is a directory"),
+    "empty": (
+        lambda tmp: ["--objective-file", str(_write(tmp / "empty.md", " \n"))],
+        "empty.md is empty",
+    ),
+    "not-utf8": (
+        lambda tmp: ["--objective-file", str(_binary(tmp / "bin.md"))],
+        "it is not UTF-8 text",
+    ),
+    "200KB": (
+        lambda tmp: ["--objective-file", str(_write(tmp / "long.md", "x" * 200_000))],
+        "the objective is 200,000 characters long; the limit is 100,000",
+    ),
+}
+
+
+def _binary(path: Path) -> Path:
+    path.write_bytes(b"\xff\xfe\x00bad")
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(OBJECTIVE_FILE_CASES))
+async def test_bad_objective_files_are_one_line_and_exit_2(
+    case: str, dirty_repo: Path, tmp_path: Path
+) -> None:
+    make, expected = OBJECTIVE_FILE_CASES[case]
+    args = make(tmp_path)
+    before = snapshot(dirty_repo)
+    result = await cli("run", *args, "--repo", str(dirty_repo), *NO_SERVER)
+    _one_error_line(result, expected)
+    assert snapshot(dirty_repo) == before
+    _nothing_recorded(dirty_repo)
+
+
+async def test_an_empty_objective_on_stdin_is_refused(dirty_repo: Path) -> None:
+    result = await cli(
+        "run", "--objective-file", "-", "--repo", str(dirty_repo), *NO_SERVER, stdin="\n"
+    )
+    _one_error_line(result, "the objective file stdin is empty")
+    _nothing_recorded(dirty_repo)
+
+
+async def test_a_given_plan_with_approve_plan_pauses_and_the_resume_keeps_the_flags(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, dirty_repo: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(fan_in_plan()))
+    budgets = [
+        "--check-timeout", "30", "--turn-timeout", "60", "--stall-timeout", "20",
+        "--task-token-budget", "1000", "--run-cost-budget", "0.5",
+    ]  # fmt: skip
+    paused = await cli(
+        "run",
+        "--objective-file",
+        "-",
+        "--repo",
+        str(dirty_repo),
+        "--plan",
+        str(plan),
+        "--approve-plan",
+        "--run-id",
+        "given-plan",
+        *budgets,
+        server=opencode_server,
+        stdin="three files, from stdin\n",
+    )
+    assert paused.returncode == 3, _show(paused)
+    assert "The plan (3 tasks) waits for approval" in paused.stdout
+    assert git(dirty_repo, "branch", "--list", "lgoc/given-plan/a") == ""  # nothing dispatched
+    line = next(x for x in paused.stdout.splitlines() if x.startswith("Approve it:"))
+    command = shlex.split(line.removeprefix("Approve it:"))
+    for flag, value in zip(budgets[::2], budgets[1::2], strict=True):
+        assert float(command[command.index(flag) + 1]) == float(value), line
+    status = await cli("status", "given-plan", "--repo", str(dirty_repo))
+    assert "> three files, from stdin" in status.stdout, _show(status)
+    assert model.chat_requests() == []  # the plan was given: no planner prompt

@@ -29,7 +29,7 @@ from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.graph.services import close_services, register_server, services_for
 from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.nodes.planner import MAX_OBJECTIVE_CHARS
+from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.run_ids import check_run_id, new_run_id
@@ -248,19 +248,7 @@ async def aorchestrate(
     Raises:
         ConfigurationError: Bad input; nothing was changed.
     """
-    if not isinstance(objective, str):
-        raise ConfigurationError(
-            f"the objective must be a string (what the run should achieve), "
-            f"got {type(objective).__name__}"
-        )
-    if not objective.strip():
-        raise ConfigurationError("the objective is empty: say what the run should achieve")
-    if len(objective) > MAX_OBJECTIVE_CHARS:
-        raise ConfigurationError(
-            f"the objective is {len(objective):,} characters long; the limit is "
-            f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
-            "refer to it."
-        )
+    check_objective(objective)
     run_id = check_run_id(run_id) if run_id is not None else new_run_id()
     settings = _settings_of(settings)
     git_repo = await Repo.open(repo)

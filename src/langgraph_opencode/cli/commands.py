@@ -38,6 +38,7 @@ from langgraph_opencode.cli.store import RunInfo, list_runs, load_run
 from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError
 from langgraph_opencode.graph.services import client_for
 from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.run_ids import check_run_id, new_run_id
@@ -119,6 +120,11 @@ def _settings(args: argparse.Namespace, *, approve_plan: bool = False) -> RunSet
     given: dict[str, Any] = {
         "max_parallel": args.max_parallel,
         "max_rework_rounds": args.max_rework_rounds,
+        "check_timeout": args.check_timeout,
+        "turn_timeout": args.turn_timeout,
+        "stall_timeout": args.stall_timeout,
+        "task_token_budget": args.task_token_budget,
+        "run_cost_budget": args.run_cost_budget,
     }
     return RunSettings(
         **_connection(args),
@@ -231,10 +237,33 @@ def _finish(report: RunReport, out: Output) -> int:
 # -- run -------------------------------------------------------------------------------
 
 
+def _objective(args: argparse.Namespace) -> str:
+    """OBJECTIVE or the text of ``--objective-file``, checked as the API would."""
+    given, path = args.objective, args.objective_file
+    if (given is None) == (path is None):
+        raise ConfigurationError(
+            "give the objective either as OBJECTIVE or with --objective-file PATH, "
+            + ("not both" if path is not None else "one of them")
+        )
+    if path is not None:
+        name = "stdin" if path == "-" else path
+        try:
+            given = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            raise ConfigurationError(
+                f"cannot read the objective from {name}: {reason or type(exc).__name__}"
+            ) from None
+        if not given.strip():
+            raise ConfigurationError(
+                f"the objective file {name} is empty: write what the run should achieve in it"
+            )
+    return check_objective(given)
+
+
 async def run(args: argparse.Namespace, out: Output) -> int:
     """``run OBJECTIVE``."""
-    if not args.objective.strip():
-        raise ConfigurationError("the objective is empty: say what the run should achieve")
+    objective = _objective(args)
     _check_server_flags(args)
     settings = _settings(args)
     repo = await Repo.open(args.repo)
@@ -252,7 +281,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
 
     async def go(progress: Progress) -> RunReport:
         return await aorchestrate(
-            args.objective,
+            objective,
             repo=repo.root,
             plan=plan,
             settings=settings,

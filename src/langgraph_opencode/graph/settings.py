@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.tools.opencode.config import split_model
 
-__all__ = ["PermissionDecision", "RunSettings"]
+__all__ = ["PermissionDecision", "RunSettings", "permission_rule_problem"]
 
 PermissionDecision = Literal["allow", "deny", "ask"]
 
@@ -137,9 +137,9 @@ class RunSettings:
                     problems.append(str(exc))
         for name in ("allow_permissions", "deny_permissions"):
             problems += [
-                f"{name} entries look like 'permission:pattern' (e.g. 'bash:git *'), got {rule!r}"
+                f"{name}: {problem}"
                 for rule in getattr(self, name)
-                if ":" not in rule
+                if (problem := permission_rule_problem(rule))
             ]
         problems += self._server_problems()
         if problems:
@@ -225,6 +225,41 @@ _KINDS: dict[str, str] = {
     "PermissionDecision": "a string",
 }
 """What each annotation of :class:`RunSettings` wants, in words."""
+
+
+def permission_rule_problem(rule: str) -> str | None:
+    """What is wrong with an allow or deny rule (``permission:pattern``), if anything."""
+    permission, colon, pattern = rule.partition(":")
+    if not colon:
+        return f"{rule!r} is not PERMISSION:PATTERN (e.g. 'bash:git *' or 'edit:*')"
+    if not permission.strip() or not pattern.strip():
+        part = "permission" if not permission.strip() else "pattern"
+        return f"{rule!r} has an empty {part}: write PERMISSION:PATTERN (e.g. 'bash:git *')"
+    if _unclosed_bracket(rule):
+        return (
+            f"{rule!r} has a '[' without its ']': close the set (e.g. '[abc]'), or write a "
+            "literal '[' as '[[]'"
+        )
+    return None
+
+
+def _unclosed_bracket(pattern: str) -> bool:
+    """Whether a ``[`` opens a set that never closes (``fnmatch`` would match it literally)."""
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "[":
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return True
+            i = j
+        i += 1
+    return False
 
 
 def _invalid(problems: list[str]) -> ConfigurationError:

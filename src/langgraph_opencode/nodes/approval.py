@@ -1,7 +1,7 @@
 """Optional human approval of the plan, then the task records are made.
 
 With ``approve_plan`` set, the run pauses on a LangGraph ``interrupt`` showing
-the plan. Resume it with ``Command(resume=...)`` and one of:
+the plan (the planner's, or one the caller gave). Resume it with ``Command(resume=...)`` and one of:
 
 * ``"approve"`` or ``{"action": "approve"}``;
 * ``{"action": "edit", "plan": {...}}``: use this plan instead (it is checked;
@@ -60,7 +60,8 @@ def _decision(value: Any) -> dict[str, Any]:
 async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Ask a human about the plan when the settings say so; then make the task records."""
     plan = Plan.model_validate(state["plan"])
-    if settings_of(runtime).approve_plan and not state.get("plan_given"):
+    # A given plan is shown too: asking for approval means asking, whoever wrote the plan.
+    if settings_of(runtime).approve_plan:
         payload: dict[str, Any] = {
             "type": "plan_approval",
             "run_id": state["run_id"],

@@ -26,7 +26,7 @@ from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
 
-__all__ = ["MAX_OBJECTIVE_CHARS", "plan", "start"]
+__all__ = ["MAX_OBJECTIVE_CHARS", "check_objective", "plan", "start"]
 
 MAX_OBJECTIVE_CHARS = 100_000
 """Objectives longer than this are refused: they would not fit a prompt."""
@@ -34,16 +34,18 @@ MAX_OBJECTIVE_CHARS = 100_000
 _LISTED_FILES = 300
 
 
-async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
-    """Check the input, name the run and make its integration branch."""
-    objective = state.get("objective") or ""
+def check_objective(objective: object) -> str:
+    """Return the objective if a run can take it.
+
+    Raises:
+        ConfigurationError: It is not a string, is empty, or is too long.
+    """
     if not isinstance(objective, str):
         raise ConfigurationError(
-            f"the objective must be a string, got {type(objective).__name__}: "
-            "say what the run should achieve"
+            f"the objective must be a string (what the run should achieve), "
+            f"got {type(objective).__name__}"
         )
-    objective = objective.strip()
-    if not objective:
+    if not objective.strip():
         raise ConfigurationError("the objective is empty: say what the run should achieve")
     if len(objective) > MAX_OBJECTIVE_CHARS:
         raise ConfigurationError(
@@ -51,6 +53,12 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
             f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
             "refer to it."
         )
+    return objective
+
+
+async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
+    """Check the input, name the run and make its integration branch."""
+    objective = check_objective(state.get("objective") or "").strip()
     settings_of(runtime).validate()
     given_repo = state.get("repo")
     if not isinstance(given_repo, str) or not os.path.isabs(given_repo):
