@@ -630,3 +630,43 @@ async def test_a_given_plan_with_approve_plan_pauses_and_the_resume_keeps_the_fl
     status = await cli("status", "given-plan", "--repo", str(dirty_repo))
     assert "> three files, from stdin" in status.stdout, _show(status)
     assert model.chat_requests() == []  # the plan was given: no planner prompt
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+async def test_an_unusable_answer_to_the_plan_approval_is_refused_and_the_reason_shown(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, dirty_repo: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(fan_in_plan()))
+    where = ["--repo", str(dirty_repo)]
+    paused = await cli(
+        "run", "three files", *where, "--plan", str(plan), "--approve-plan", "--run-id", "ask",
+        server=opencode_server,
+    )  # fmt: skip
+    assert paused.returncode == 3, _show(paused)
+    before = snapshot(dirty_repo)
+
+    refused = await cli("resume", "ask", *where, "--answer", "approv", server=opencode_server)
+    _one_error_line(refused, "unusable --answer: resume the plan approval with 'approve'")
+    assert "got 'approv'" in refused.stderr
+    for answer in ('{"action": "maybe"}', "[1]", "once"):
+        again = await cli("resume", "ask", *where, "--answer", answer, server=opencode_server)
+        _one_error_line(again, "unusable --answer")
+    assert snapshot(dirty_repo) == before
+
+    # Through the API the answer reaches the run, which pauses again saying why.
+    report = await aresume(
+        "ask",
+        repo=dirty_repo,
+        answer="approv",
+        settings=RunSettings(approve_plan=True),
+        server_url=opencode_server.url,
+        password=opencode_server.password,
+    )
+    assert report.status == "interrupted"
+    status = await cli("status", "ask", *where)
+    assert "The last answer could not be used: resume the plan approval" in status.stdout
+    assert "got 'approv'" in status.stdout, _show(status)
+    assert snapshot(dirty_repo) == before

@@ -23,6 +23,7 @@ from rich.table import Table
 from langgraph_opencode.api import aorchestrate, aresume
 from langgraph_opencode.cli.interactive import (
     TerminalAnswers,
+    check_answer,
     describe_pause,
     parse_answer,
     unattended_answer,
@@ -318,6 +319,8 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
             f"run {info.run_id!r} is not waiting for an answer ({info.state}); "
             "resume it without --answer"
         )
+    if answer is not None:
+        check_answer(info.interrupt, answer)
     if info.state == "paused" and answer is None and not args.yes and not sys.stdin.isatty():
         # Nobody to ask: leave it paused and say how to answer.
         return _finish(_paused_report(info, repo), out)

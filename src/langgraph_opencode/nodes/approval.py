@@ -26,7 +26,7 @@ from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
 from langgraph_opencode.nodes._common import event, settings_of
 from langgraph_opencode.plan import Plan, parse_plan
 
-__all__ = ["approve_plan"]
+__all__ = ["approve_plan", "plan_decision"]
 
 
 def _tasks_of(plan: Plan) -> dict[str, TaskRecord]:
@@ -46,15 +46,23 @@ def _tasks_of(plan: Plan) -> dict[str, TaskRecord]:
     }
 
 
-def _decision(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        value = {"action": value}
-    if not isinstance(value, dict) or value.get("action") not in ("approve", "edit", "reject"):
+def plan_decision(value: Any) -> dict[str, Any]:
+    """The plan approval's answer as ``{"action": ...}``.
+
+    Raises:
+        ConfigurationError: It is not one of the answers the approval takes.
+    """
+    decision = {"action": value} if isinstance(value, str) else value
+    if not isinstance(decision, dict) or decision.get("action") not in (
+        "approve",
+        "edit",
+        "reject",
+    ):
         raise ConfigurationError(
             "resume the plan approval with 'approve', {'action': 'edit', 'plan': {...}} or "
             f"{{'action': 'reject', 'feedback': '...'}}; got {value!r}"
         )
-    return value
+    return decision
 
 
 async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
@@ -72,7 +80,7 @@ async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) 
             # An answer that cannot be used pauses again, saying why: raising
             # would store the bad answer and replay it on every resume.
             try:
-                decision = _decision(interrupt(payload))
+                decision = plan_decision(interrupt(payload))
                 break
             except ConfigurationError as exc:
                 payload = {**payload, "error": str(exc)}
