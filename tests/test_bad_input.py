@@ -24,7 +24,14 @@ from langgraph_opencode.errors import (
     PlanError,
 )
 from langgraph_opencode.graph.studio import graph as studio_graph
-from langgraph_opencode.testing import ScriptedModelServer, fan_in_plan, git
+from langgraph_opencode.testing import (
+    ScriptedModelServer,
+    fan_in_plan,
+    git,
+    one_task_plan,
+    reviewer_says,
+    worker_writes,
+)
 from langgraph_opencode.tools.opencode import OpenCodeServer
 
 pytestmark = pytest.mark.opencode
@@ -670,3 +677,48 @@ async def test_an_unusable_answer_to_the_plan_approval_is_refused_and_the_reason
     assert "The last answer could not be used: resume the plan approval" in status.stdout
     assert "got 'approv'" in status.stdout, _show(status)
     assert snapshot(dirty_repo) == before
+
+
+# -- terminal escape sequences ------------------------------------------------------------------
+
+
+ESCAPES = "\x1b[2J\x1b]0;pwned\x07\x9b2J"
+"""Clear the screen, set the window title, and a C1 CSI."""
+
+
+async def test_escape_sequences_from_files_and_the_model_never_reach_the_terminal(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, dirty_repo: Path, tmp_path: Path
+) -> None:
+    plan = one_task_plan(file="one.txt")
+    plan["summary"] = f"summary {ESCAPES}"
+    plan["tasks"][0]["title"] = f"title {ESCAPES}"
+    plan["tasks"][0]["checks"] = [f"test -f one.txt # {ESCAPES}"]
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    where = ["--repo", str(dirty_repo), "--max-rework-rounds", "0"]
+    outputs = []
+
+    paused = await cli(
+        "run", f"objective {ESCAPES}", *where, "--plan", str(plan_file), "--approve-plan",
+        "--run-id", "esc", server=opencode_server,
+    )  # fmt: skip
+    assert paused.returncode == 3, _show(paused)
+    assert "title \\x1b[2J\\x1b]0;pwned\\x07\\x9b2J" in paused.stdout  # shown, made harmless
+    outputs.append(paused)
+    outputs.append(await cli("status", "esc", "--repo", str(dirty_repo)))
+    outputs.append(await cli("runs", "--repo", str(dirty_repo)))
+
+    model.script(
+        worker_writes("one", {"one.txt": "1\n"}),
+        reviewer_says(False, task_id="one", feedback=f"feedback {ESCAPES}"),
+    )
+    done = await cli("resume", "esc", *where, "--answer", "approve", server=opencode_server)
+    assert done.returncode == 1, _show(done)
+    assert "one failed" in done.stdout, _show(done)
+    outputs.append(done)
+    outputs.append(await cli("status", "esc", "--repo", str(dirty_repo)))
+    outputs.append(await cli("runs", "--repo", str(dirty_repo)))
+    for result in outputs:
+        for control in ("\x1b", "\x9b", "\x07"):
+            assert control not in result.stdout + result.stderr, _show(result)
+    assert "objective \\x1b[2J" in outputs[1].stdout, _show(outputs[1])

@@ -14,7 +14,6 @@ import os
 import shlex
 from collections.abc import Sequence
 
-from rich.console import Console
 from rich.markup import escape
 
 from langgraph_opencode.cli import commands
@@ -29,6 +28,7 @@ from langgraph_opencode.cli.parser import (
     build_parser,
 )
 from langgraph_opencode.cli.store import load_run
+from langgraph_opencode.cli.terminal import TerminalConsole
 from langgraph_opencode.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -95,7 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = build_parser().parse_args(argv)
     as_json = bool(getattr(args, "json", False))
-    out = Output(console=Console(stderr=as_json), errors=Console(stderr=True), json=as_json)
+    out = Output(
+        console=TerminalConsole(stderr=as_json),
+        errors=TerminalConsole(stderr=True),
+        json=as_json,
+    )
     try:
         return asyncio.run(_COMMANDS[args.command](args, out))
     except KeyboardInterrupt:
