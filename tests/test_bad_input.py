@@ -65,7 +65,7 @@ PASSWORD_ENV = "LGOC_BAD_INPUT_PASSWORD"
 NO_SERVER = ["--server", "http://127.0.0.1:9"]  # refused connections: never reached
 
 
-def _gone(group: int) -> bool:
+def _group_gone(group: int) -> bool:
     try:
         os.killpg(group, 0)
     except ProcessLookupError:
@@ -89,7 +89,7 @@ def _run_alone(command: list[str], env: dict[str, str], stdin: str | None) -> tu
         finally:
             if process.poll() is None:
                 process.kill()
-    assert _gone(process.pid), f"the CLI left processes behind:\n{out}\n{err}"
+    assert _group_gone(process.pid), f"the CLI left processes behind:\n{out}\n{err}"
     return process.returncode, out, err
 
 
