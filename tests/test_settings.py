@@ -31,7 +31,7 @@ def test_every_bad_setting_is_named_at_once() -> None:
         "stall_timeout must be greater than 0",
         "run_cost_budget must not be negative",
         "worker_model must be written 'provider/model'",
-        "allow_permissions entries look like 'permission:pattern'",
+        "allow_permissions: 'bash' is not PERMISSION:PATTERN",
         "unmatched_permissions must be 'allow', 'deny' or 'ask'",
     ):
         assert name in message

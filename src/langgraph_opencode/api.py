@@ -17,7 +17,6 @@ import inspect
 import os
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,11 @@ from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.graph.services import close_services, register_server, services_for
 from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.nodes.planner import MAX_OBJECTIVE_CHARS
+from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.run_host import EmbeddedServer, embedded_server, hold_run
+from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import build_config
 
@@ -215,7 +215,7 @@ def _own_settings(settings: RunSettings | None) -> RunSettings:
     if not isinstance(settings, RunSettings):
         raise ConfigurationError(
             f"settings must be a RunSettings, got {type(settings).__name__}: "
-            "pass settings=RunSettings(...)"
+            "pass settings=RunSettings(...) (e.g. RunSettings(**your_dict))"
         )
     return dataclasses.replace(settings)  # validated again by __post_init__
 
@@ -348,20 +348,15 @@ async def aorchestrate(
             nothing was changed.
         RunHeldError: Another orchestrator process drives a run of that id.
     """
-    if not isinstance(objective, str) or not objective.strip():
-        raise ConfigurationError("the objective is empty: say what the run should achieve")
-    if len(objective) > MAX_OBJECTIVE_CHARS:
-        raise ConfigurationError(
-            f"the objective is {len(objective):,} characters long; the limit is "
-            f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
-            "refer to it."
-        )
+    check_objective(objective)
+    run_id = check_run_id(run_id) if run_id is not None else new_run_id()
     settings = _own_settings(settings)
     git_repo = await Repo.open(repo)
+    await git_repo.run(run_id).check_namespace()
     run_input: dict[str, Any] = {
         "objective": objective,
         "repo": str(git_repo.root),
-        "run_id": run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        "run_id": run_id,
         "plan": _plan_input(plan),
     }
     async with _driving(
@@ -417,6 +412,7 @@ async def aresume(
         ConfigurationError: No run with that id was checkpointed here.
         RunHeldError: Another orchestrator process drives the run now.
     """
+    check_run_id(run_id)
     settings = _own_settings(settings)
     git_repo = await Repo.open(repo)
     async with _driving(

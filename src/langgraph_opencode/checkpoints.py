@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -91,19 +92,49 @@ async def open_checkpointer(
             "sqlite:///path, or a file path"
         )
     path = _sqlite_path(repo, url)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        await saver.setup()
-        yield saver
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            sqlite: AsyncSqliteSaver = await stack.enter_async_context(
+                AsyncSqliteSaver.from_conn_string(str(path))
+            )
+            await sqlite.setup()
+        except sqlite3.Error as exc:
+            raise _unusable(path, str(exc)) from None
+        yield sqlite
+
+
+def _unusable(path: Path, reason: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot write the checkpoint file {path}: {reason}; name a file in a writable "
+        f"directory (in {CHECKPOINTS_ENV_VAR}, or unset it to use the repository's "
+        ".git/langgraph-opencode/)"
+    )
 
 
 def _sqlite_path(repo: Repo, url: str) -> Path:
+    """The SQLite file to open, checked: it can be created or written.
+
+    The default file's directory (in the git directory) is made; a directory
+    the user named must exist.
+    """
     if not url:
         path = checkpoint_path(repo)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(path, exc.strerror or type(exc).__name__) from None
     elif url.lower().startswith("sqlite://"):
         path = Path(urlsplit(url).path)
     else:
         path = Path(url).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = path.absolute()
+    if path.is_dir():
+        raise _unusable(path, "it is a directory")
+    if not path.parent.is_dir():
+        raise _unusable(path, f"the directory {path.parent} does not exist")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        where = "the file" if path.exists() else f"the directory {path.parent}"
+        raise _unusable(path, f"{where} is not writable")
     return path
 
 

@@ -14,7 +14,6 @@ import os
 import shlex
 from collections.abc import Sequence
 
-from rich.console import Console
 from rich.markup import escape
 
 from langgraph_opencode.cli import commands
@@ -28,12 +27,15 @@ from langgraph_opencode.cli.parser import (
     EXIT_USAGE,
     build_parser,
 )
+from langgraph_opencode.cli.store import load_run
+from langgraph_opencode.cli.terminal import TerminalConsole
 from langgraph_opencode.errors import (
     AuthenticationError,
     ConfigurationError,
     LangGraphOpenCodeError,
     OpenCodeConnectionError,
 )
+from langgraph_opencode.tools.git import Repo
 
 __all__ = [
     "EXIT_FAILED",
@@ -63,7 +65,7 @@ def _started(out: Output) -> bool:
 
 def _interrupted(args: argparse.Namespace, out: Output) -> int:
     console = out.errors
-    if not out.run_id:
+    if not _recorded(out):
         console.print("[yellow]interrupted[/yellow]")
         return EXIT_INTERRUPTED
     console.print(
@@ -93,7 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = build_parser().parse_args(argv)
     as_json = bool(getattr(args, "json", False))
-    out = Output(console=Console(stderr=as_json), errors=Console(stderr=True), json=as_json)
+    out = Output(
+        console=TerminalConsole(stderr=as_json),
+        errors=TerminalConsole(stderr=True),
+        json=as_json,
+    )
     try:
         return asyncio.run(_COMMANDS[args.command](args, out))
     except KeyboardInterrupt:
@@ -132,8 +138,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _recorded(out: Output) -> bool:
+    """Whether the run has a checkpoint to resume from (it may have failed before one)."""
+    if not (out.run_id and out.resume):
+        return False
+
+    async def look() -> bool:
+        await load_run(await Repo.open(out.repo_root), out.run_id)
+        return True
+
+    try:
+        return asyncio.run(look())
+    except (LangGraphOpenCodeError, OSError):
+        return False
+
+
 def _resume_hint(out: Output) -> None:
-    if out.run_id and out.resume:
+    if _recorded(out):
         out.errors.print(
             "The run is checkpointed; continue it with:  " + shlex.join(out.resume),
             markup=False,

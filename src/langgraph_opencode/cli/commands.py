@@ -10,7 +10,6 @@ import argparse
 import shlex
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from rich.table import Table
 from langgraph_opencode.api import aorchestrate, aresume
 from langgraph_opencode.cli.interactive import (
     TerminalAnswers,
+    check_answer,
     describe_pause,
     parse_answer,
     unattended_answer,
@@ -38,8 +38,10 @@ from langgraph_opencode.cli.store import RunInfo, list_runs, load_run
 from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError, RunHeldError
 from langgraph_opencode.graph.services import client_for
 from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport
+from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.lockfile import describe
 
@@ -70,11 +72,6 @@ class Output:
     resume: list[str] = field(default_factory=list)
     """The command that continues the run (filled in once the run id is known)."""
     progress: Progress | None = None
-
-
-def new_run_id() -> str:
-    """A fresh run id, as the API makes them."""
-    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 def _resume_base(run_id: str, repo_root: str) -> list[str]:
@@ -125,6 +122,11 @@ def _settings(args: argparse.Namespace, *, approve_plan: bool = False) -> RunSet
         "max_parallel": args.max_parallel,
         "max_rework_rounds": args.max_rework_rounds,
         "embedded_linger": args.embedded_linger,
+        "check_timeout": args.check_timeout,
+        "turn_timeout": args.turn_timeout,
+        "stall_timeout": args.stall_timeout,
+        "task_token_budget": args.task_token_budget,
+        "run_cost_budget": args.run_cost_budget,
     }
     return RunSettings(
         **_connection(args),
@@ -237,22 +239,46 @@ def _finish(report: RunReport, out: Output) -> int:
 # -- run -------------------------------------------------------------------------------
 
 
+def _objective(args: argparse.Namespace) -> str:
+    """OBJECTIVE or the text of ``--objective-file``, checked as the API would."""
+    given, path = args.objective, args.objective_file
+    if (given is None) == (path is None):
+        raise ConfigurationError(
+            "give the objective either as OBJECTIVE or with --objective-file PATH, "
+            + ("not both" if path is not None else "one of them")
+        )
+    if path is not None:
+        name = "stdin" if path == "-" else path
+        try:
+            given = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            raise ConfigurationError(
+                f"cannot read the objective from {name}: {reason or type(exc).__name__}"
+            ) from None
+        if not given.strip():
+            raise ConfigurationError(
+                f"the objective file {name} is empty: write what the run should achieve in it"
+            )
+    return check_objective(given)
+
+
 async def run(args: argparse.Namespace, out: Output) -> int:
     """``run OBJECTIVE``."""
-    if not args.objective.strip():
-        raise ConfigurationError("the objective is empty: say what the run should achieve")
+    objective = _objective(args)
     _check_server_flags(args)
     settings = _settings(args)
     repo = await Repo.open(args.repo)
     plan = load_plan(args.plan) if args.plan else None
-    run_id = args.run_id or new_run_id()  # the API refuses an id that is taken
+    # The API refuses an id that is taken (naming `resume`).
+    run_id = check_run_id(args.run_id) if args.run_id is not None else new_run_id()
     out.run_id, out.repo_root = run_id, str(repo.root)
     out.resume = resume_command(args, run_id, str(repo.root))
     out.console.print(f"[bold]Run[/bold] {escape(run_id)} in {escape(str(repo.root))}")
 
     async def go(progress: Progress) -> RunReport:
         return await aorchestrate(
-            args.objective,
+            objective,
             repo=repo.root,
             plan=plan,
             settings=settings,
@@ -272,6 +298,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
 
 async def resume(args: argparse.Namespace, out: Output) -> int:
     """``resume RUN_ID``."""
+    check_run_id(args.run_id)
     _check_server_flags(args)
     repo = await Repo.open(args.repo)
     info = await load_run(repo, args.run_id)
@@ -294,6 +321,8 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
             f"run {info.run_id!r} is not waiting for an answer ({info.state}); "
             "resume it without --answer"
         )
+    if answer is not None:
+        check_answer(info.interrupt, answer)
     if info.state == "paused" and answer is None and not args.yes and not sys.stdin.isatty():
         # Nobody to ask: leave it paused and say how to answer.
         return _finish(_paused_report(info, repo), out)

@@ -18,10 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from langgraph_opencode.cli.progress import Progress
+from langgraph_opencode.errors import ConfigurationError
+from langgraph_opencode.nodes.approval import plan_decision
+from langgraph_opencode.nodes.human import permission_answer
 
 __all__ = [
     "LeftPaused",
     "TerminalAnswers",
+    "check_answer",
     "describe_pause",
     "parse_answer",
     "plan_table",
@@ -39,6 +43,23 @@ def parse_answer(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text.strip()
+
+
+def check_answer(value: dict[str, Any] | None, answer: Any) -> None:
+    """Refuse an ``--answer`` the pause could not use, before the run is resumed.
+
+    Raises:
+        ConfigurationError: Saying what the pause takes.
+    """
+    kind = (value or {}).get("type")
+    try:
+        if kind == "plan_approval":
+            plan_decision(answer)
+        elif kind == "permission":
+            for request in (value or {}).get("requests") or []:
+                permission_answer(answer, str(request.get("id")))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"unusable --answer: {exc}") from None
 
 
 def unattended_answer(value: dict[str, Any], unmatched: str) -> Any:
@@ -77,9 +98,10 @@ def describe_pause(value: dict[str, Any] | None, resume: list[str]) -> list[str]
     command = shlex.join(resume)
     if value is None:
         return [f"Continue it with:  {command}"]
+    refused = [f"The last answer could not be used: {value['error']}"] if value.get("error") else []
     if value.get("type") == "plan_approval":
         tasks = value.get("plan", {}).get("tasks", [])
-        lines = [f"The plan ({len(tasks)} tasks) waits for approval:"]
+        lines = [*refused, f"The plan ({len(tasks)} tasks) waits for approval:"]
         lines += [f"  - {t.get('id')}: {t.get('title', '')}" for t in tasks]
         lines += [f"  problem: {p}" for p in value.get("problems") or []]
         reject = json.dumps({"action": "reject", "feedback": "..."})
@@ -90,7 +112,7 @@ def describe_pause(value: dict[str, Any] | None, resume: list[str]) -> list[str]
         ]
         return lines
     requests = value.get("requests") or []
-    lines = [f"{len(requests)} permission request(s) wait for an answer:"]
+    lines = [*refused, f"{len(requests)} permission request(s) wait for an answer:"]
     lines += [f"  - {r.get('id')}: {_request_line(r)}" for r in requests]
     per_request = json.dumps({str(r.get("id")): "once" for r in requests})
     lines += [
@@ -146,6 +168,10 @@ class TerminalAnswers:
     async def _plan(self, value: dict[str, Any]) -> Any:
         self.console.print()
         self.console.print(plan_table(value.get("plan") or {}))
+        if value.get("error"):
+            self.console.print(
+                f"[red]the last answer could not be used:[/red] {escape(value['error'])}"
+            )
         for problem in value.get("problems") or []:
             self.console.print(f"[red]problem:[/red] {escape(str(problem))}")
         while True:

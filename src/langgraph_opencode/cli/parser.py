@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 from langgraph_opencode import __version__
+from langgraph_opencode.graph.settings import permission_rule_problem
 
 __all__ = [
     "EXIT_FAILED",
@@ -49,6 +54,11 @@ SETTING_FLAGS = (
     "reviewer_model",
     "max_parallel",
     "max_rework_rounds",
+    "check_timeout",
+    "turn_timeout",
+    "stall_timeout",
+    "task_token_budget",
+    "run_cost_budget",
     "allow",
     "deny",
     "unmatched",
@@ -61,11 +71,42 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _number(
+    convert: Callable[[str], float], *, what: str, positive: bool
+) -> Callable[[str], float]:
+    """An argparse type: a finite number, greater than 0 or at least 0."""
+    bound = "greater than 0" if positive else "0 or more (0: no limit)"
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = math.nan
+        if math.isnan(value) or math.isinf(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"wants {what} {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+_SECONDS = _number(float, what="seconds", positive=True)
+_TOKENS = _number(int, what="a whole number of tokens", positive=False)
+_DOLLARS = _number(float, what="dollars", positive=False)
+
+
 def _permission_rule(value: str) -> str:
-    if ":" not in value:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not PERMISSION:PATTERN (e.g. 'bash:git *' or 'edit:*')"
-        )
+    problem = permission_rule_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -134,6 +175,37 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
         help="rework prompts a task may get before it fails (default: 2)",
     )
     group.add_argument(
+        "--check-timeout",
+        type=_SECONDS,
+        metavar="SECONDS",
+        help="how long one acceptance check may run (default: 600)",
+    )
+    group.add_argument(
+        "--turn-timeout",
+        type=_SECONDS,
+        metavar="SECONDS",
+        help="how long one prompt's run may take before it is aborted (default: 3600)",
+    )
+    group.add_argument(
+        "--stall-timeout",
+        type=_SECONDS,
+        metavar="SECONDS",
+        help="how long a running session may go without any event before it is aborted "
+        "and prompted to continue (default: 600)",
+    )
+    group.add_argument(
+        "--task-token-budget",
+        type=_TOKENS,
+        metavar="TOKENS",
+        help="tokens one task may use (default: 0, no limit)",
+    )
+    group.add_argument(
+        "--run-cost-budget",
+        type=_DOLLARS,
+        metavar="DOLLARS",
+        help="dollars the whole run may spend (default: 0, no limit)",
+    )
+    group.add_argument(
         "--allow",
         action="append",
         default=[],
@@ -177,7 +249,7 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``langgraph-opencode`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="langgraph-opencode",
         description="Run coding objectives through OpenCode sessions under a LangGraph graph.",
         epilog=EPILOG,
@@ -194,7 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    run.add_argument("objective", metavar="OBJECTIVE", help="what the run should achieve")
+    run.add_argument(
+        "objective",
+        metavar="OBJECTIVE",
+        nargs="?",
+        help="what the run should achieve (or give --objective-file)",
+    )
+    run.add_argument(
+        "--objective-file",
+        metavar="PATH",
+        help="read the objective from a UTF-8 file ('-': from stdin), for objectives too long "
+        "for the command line",
+    )
     _connection_flags(run)
     _setting_flags(run)
     plan = run.add_argument_group("plan")

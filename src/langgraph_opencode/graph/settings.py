@@ -9,14 +9,15 @@ from the in-process registry of an embedded server), never stored.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
-from typing import Literal
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.tools.opencode.config import split_model
 
-__all__ = ["EMBEDDED", "PermissionDecision", "RunSettings"]
+__all__ = ["EMBEDDED", "PermissionDecision", "RunSettings", "permission_rule_problem"]
 
 EMBEDDED = "embedded"
 """The name the state gives the run's embedded server: its identity is not its
@@ -106,9 +107,11 @@ class RunSettings:
         """Check every setting.
 
         Raises:
-            ConfigurationError: Listing each setting that is out of range.
+            ConfigurationError: Listing each setting of the wrong type or out of range.
         """
-        problems: list[str] = []
+        problems = _type_problems(self)
+        if problems:  # the range checks below assume the types are right
+            raise _invalid(problems)
         positive = {
             "max_parallel": self.max_parallel,
             "max_plan_attempts": self.max_plan_attempts,
@@ -148,13 +151,13 @@ class RunSettings:
                     problems.append(str(exc))
         for name in ("allow_permissions", "deny_permissions"):
             problems += [
-                f"{name} entries look like 'permission:pattern' (e.g. 'bash:git *'), got {rule!r}"
+                f"{name}: {problem}"
                 for rule in getattr(self, name)
-                if ":" not in rule
+                if (problem := permission_rule_problem(rule))
             ]
         problems += self._server_problems()
         if problems:
-            raise ConfigurationError("invalid run settings:\n- " + "\n- ".join(problems))
+            raise _invalid(problems)
 
     def servers(self) -> list[str]:
         """The names of the run's servers, primary first: ``server_url``, then ``server_urls``.
@@ -232,3 +235,91 @@ class RunSettings:
         if all(matches(self.allow_permissions, s) for s in subjects):
             return "allow"
         return self.unmatched_permissions
+
+
+_KINDS: dict[str, str] = {
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "list[str]": "a list of strings",
+    "dict[str, str]": "a mapping of strings to strings",
+    "PermissionDecision": "a string",
+}
+"""What each annotation of :class:`RunSettings` wants, in words."""
+
+
+def permission_rule_problem(rule: str) -> str | None:
+    """What is wrong with an allow or deny rule (``permission:pattern``), if anything."""
+    permission, colon, pattern = rule.partition(":")
+    if not colon:
+        return f"{rule!r} is not PERMISSION:PATTERN (e.g. 'bash:git *' or 'edit:*')"
+    if not permission.strip() or not pattern.strip():
+        part = "permission" if not permission.strip() else "pattern"
+        return f"{rule!r} has an empty {part}: write PERMISSION:PATTERN (e.g. 'bash:git *')"
+    if _unclosed_bracket(rule):
+        return (
+            f"{rule!r} has a '[' without its ']': close the set (e.g. '[abc]'), or write a "
+            "literal '[' as '[[]'"
+        )
+    return None
+
+
+def _unclosed_bracket(pattern: str) -> bool:
+    """Whether a ``[`` opens a set that never closes (``fnmatch`` would match it literally)."""
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "[":
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return True
+            i = j
+        i += 1
+    return False
+
+
+def _invalid(problems: list[str]) -> ConfigurationError:
+    if len(problems) == 1:
+        return ConfigurationError(f"invalid run settings: {problems[0]}")
+    return ConfigurationError("invalid run settings:\n- " + "\n- ".join(problems))
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind in ("str", "PermissionDecision"):
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "list[str]":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == "dict[str, str]":
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    raise AssertionError(f"RunSettings has a field of unchecked type {kind}")
+
+
+def _type_problems(settings: RunSettings) -> list[str]:
+    """One message per setting whose value is not of the field's type."""
+    problems = []
+    for item in fields(settings):
+        kind = str(item.type)
+        value = getattr(settings, item.name)
+        if not _fits(kind, value):
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            problems.append(
+                f"{item.name} must be {_KINDS[kind]}, got {shown} ({type(value).__name__})"
+            )
+    return problems

@@ -1,7 +1,7 @@
 """Optional human approval of the plan, then the task records are made.
 
 With ``approve_plan`` set, the run pauses on a LangGraph ``interrupt`` showing
-the plan. Resume it with ``Command(resume=...)`` and one of:
+the plan (the planner's, or one the caller gave). Resume it with ``Command(resume=...)`` and one of:
 
 * ``"approve"`` or ``{"action": "approve"}``;
 * ``{"action": "edit", "plan": {...}}``: use this plan instead (it is checked;
@@ -26,7 +26,7 @@ from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
 from langgraph_opencode.nodes._common import event, settings_of
 from langgraph_opencode.plan import Plan, parse_plan
 
-__all__ = ["approve_plan"]
+__all__ = ["approve_plan", "plan_decision"]
 
 
 def _tasks_of(plan: Plan) -> dict[str, TaskRecord]:
@@ -46,21 +46,30 @@ def _tasks_of(plan: Plan) -> dict[str, TaskRecord]:
     }
 
 
-def _decision(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        value = {"action": value}
-    if not isinstance(value, dict) or value.get("action") not in ("approve", "edit", "reject"):
+def plan_decision(value: Any) -> dict[str, Any]:
+    """The plan approval's answer as ``{"action": ...}``.
+
+    Raises:
+        ConfigurationError: It is not one of the answers the approval takes.
+    """
+    decision = {"action": value} if isinstance(value, str) else value
+    if not isinstance(decision, dict) or decision.get("action") not in (
+        "approve",
+        "edit",
+        "reject",
+    ):
         raise ConfigurationError(
             "resume the plan approval with 'approve', {'action': 'edit', 'plan': {...}} or "
             f"{{'action': 'reject', 'feedback': '...'}}; got {value!r}"
         )
-    return value
+    return decision
 
 
 async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Ask a human about the plan when the settings say so; then make the task records."""
     plan = Plan.model_validate(state["plan"])
-    if settings_of(runtime).approve_plan and not state.get("plan_given"):
+    # A given plan is shown too: asking for approval means asking, whoever wrote the plan.
+    if settings_of(runtime).approve_plan:
         payload: dict[str, Any] = {
             "type": "plan_approval",
             "run_id": state["run_id"],
@@ -71,7 +80,7 @@ async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) 
             # An answer that cannot be used pauses again, saying why: raising
             # would store the bad answer and replay it on every resume.
             try:
-                decision = _decision(interrupt(payload))
+                decision = plan_decision(interrupt(payload))
                 break
             except ConfigurationError as exc:
                 payload = {**payload, "error": str(exc)}

@@ -30,12 +30,17 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import event, server_of, settings_of
 
-__all__ = ["ask_human"]
+__all__ = ["ask_human", "permission_answer"]
 
 _REPLIES = ("once", "always", "reject")
 
 
-def _answer(answers: Any, request_id: str) -> tuple[str, str | None]:
+def permission_answer(answers: Any, request_id: str) -> tuple[str, str | None]:
+    """The reply and message that ``answers`` give one permission request.
+
+    Raises:
+        ConfigurationError: The answer is not one the server takes.
+    """
     value = answers.get(request_id) if isinstance(answers, dict) else answers
     if isinstance(value, dict):
         reply, message = value.get("reply"), value.get("message")
@@ -61,7 +66,7 @@ async def ask_human(
         # An unusable answer pauses again, saying why (raising would replay it forever).
         try:
             answers = interrupt(payload)
-            replies = [_answer(answers, request["id"]) for request in waiting]
+            replies = [permission_answer(answers, request["id"]) for request in waiting]
             break
         except ConfigurationError as exc:
             payload = {**payload, "error": str(exc)}

@@ -9,8 +9,8 @@ A ready plan from the caller skips the model.
 from __future__ import annotations
 
 import json
+import os
 import time
-import uuid
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -22,15 +22,38 @@ from langgraph_opencode.graph.state import OrchestratorState
 from langgraph_opencode.nodes._common import event, new_job, server_of, settings_of
 from langgraph_opencode.plan import parse_plan, plan_schema
 from langgraph_opencode.prompts import bullet_list, code_block, render
+from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
 
-__all__ = ["MAX_OBJECTIVE_CHARS", "plan", "start"]
+__all__ = ["MAX_OBJECTIVE_CHARS", "check_objective", "plan", "start"]
 
 MAX_OBJECTIVE_CHARS = 100_000
 """Objectives longer than this are refused: they would not fit a prompt."""
 
 _LISTED_FILES = 300
+
+
+def check_objective(objective: object) -> str:
+    """Return the objective if a run can take it.
+
+    Raises:
+        ConfigurationError: It is not a string, is empty, or is too long.
+    """
+    if not isinstance(objective, str):
+        raise ConfigurationError(
+            f"the objective must be a string (what the run should achieve), "
+            f"got {type(objective).__name__}"
+        )
+    if not objective.strip():
+        raise ConfigurationError("the objective is empty: say what the run should achieve")
+    if len(objective) > MAX_OBJECTIVE_CHARS:
+        raise ConfigurationError(
+            f"the objective is {len(objective):,} characters long; the limit is "
+            f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
+            "refer to it."
+        )
+    return objective
 
 
 async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
@@ -43,19 +66,18 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
             f"{str(state.get('objective'))[:80]!r}); start each run in a new thread, or resume "
             "this one without new input"
         )
-    objective = (state.get("objective") or "").strip()
-    if not objective:
-        raise ConfigurationError("the objective is empty: say what the run should achieve")
-    if len(objective) > MAX_OBJECTIVE_CHARS:
-        raise ConfigurationError(
-            f"the objective is {len(objective):,} characters long; the limit is "
-            f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
-            "refer to it."
-        )
+    objective = check_objective(state.get("objective") or "").strip()
     settings_of(runtime).validate()
-    repo = await Repo.open(state.get("repo") or "")
-    run_id = state.get("run_id") or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    given_repo = state.get("repo")
+    if not isinstance(given_repo, str) or not os.path.isabs(given_repo):
+        raise ConfigurationError(
+            f"the input's repo must be the absolute path of the git repository to work on, "
+            f"got {given_repo!r}: pass {{'objective': ..., 'repo': '/path/to/repo'}}"
+        )
+    repo = await Repo.open(given_repo)
+    run_id = check_run_id(state.get("run_id") or new_run_id())
     run = repo.run(run_id)
+    await run.check_namespace()
     base = await run.ensure_integration_branch()
     update: dict[str, Any] = {
         "objective": objective,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from langgraph_opencode.errors import PlanError
 from langgraph_opencode.plan._models import ID_RE, MAX_ID_LENGTH, Plan, Task
+from langgraph_opencode.tools.git._base import RESERVED_TASK_IDS
 
 __all__ = ["check_plan", "dependencies", "validate_plan"]
 
@@ -86,6 +87,11 @@ def _task_problems(
         yield (
             f"{label}: id {task.id!r} is not a short slug: use at most {MAX_ID_LENGTH} "
             "lowercase letters, digits, '-' and '_', starting with a letter or digit"
+        )
+    elif task.id in RESERVED_TASK_IDS:
+        yield (
+            f"{label}: id {task.id!r} is reserved for the run's own branch "
+            f"(lgoc/<run>/{task.id}): choose another id"
         )
     for field in ("title", "instructions"):
         if not getattr(task, field).strip():

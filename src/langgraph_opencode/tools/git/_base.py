@@ -15,11 +15,15 @@ from langgraph_opencode.tools.git._worktrees import list_worktrees
 if TYPE_CHECKING:
     from langgraph_opencode.tools.git.repo import Repo
 
-__all__ = ["RunBase", "split_z"]
+__all__ = ["BRANCH_NAMESPACE", "RESERVED_TASK_IDS", "RunBase", "split_z"]
 
 _K = TypeVar("_K")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _INTEGRATION = "integration"
+BRANCH_NAMESPACE = "lgoc"
+"""Every run's branches are ``lgoc/<run_id>/...``."""
+RESERVED_TASK_IDS = frozenset({_INTEGRATION})
+"""Names the run gives its own branches (``lgoc/<run_id>/integration``): not task ids."""
 _RUN_LOCKS: WeakValueDictionary[tuple[Path, str], asyncio.Lock] = WeakValueDictionary()
 _ADMIN_LOCKS: WeakValueDictionary[Path, asyncio.Lock] = WeakValueDictionary()
 
@@ -52,7 +56,7 @@ class RunBase:
         self.run_id = _check_id("run id", run_id)
         default = repo.common_dir / "langgraph-opencode" / "runs" / run_id
         self.run_dir = _absolute(run_dir or default)
-        self.integration_branch = f"lgoc/{run_id}/{_INTEGRATION}"
+        self.integration_branch = f"{BRANCH_NAMESPACE}/{run_id}/{_INTEGRATION}"
         self.integration_path = self.run_dir / _INTEGRATION
         self._merge_lock = _shared_lock(_RUN_LOCKS, (repo.common_dir, run_id))
         self._admin_lock = _shared_lock(_ADMIN_LOCKS, repo.common_dir)
@@ -63,9 +67,28 @@ class RunBase:
     def task_branch(self, task_id: str) -> str:
         """Return the branch name of a task, ``lgoc/<run_id>/<task_id>``."""
         _check_id("task id", task_id)
-        if task_id == _INTEGRATION:
-            raise ConfigurationError(f"{_INTEGRATION!r} is reserved; choose another task id")
-        return f"lgoc/{self.run_id}/{task_id}"
+        if task_id in RESERVED_TASK_IDS:
+            raise ConfigurationError(f"{task_id!r} is reserved; choose another task id")
+        return f"{BRANCH_NAMESPACE}/{self.run_id}/{task_id}"
+
+    async def check_namespace(self) -> None:
+        """Refuse to start when a branch of the user's is in the way of the run's branches.
+
+        Git cannot hold a branch ``lgoc`` (or ``lgoc/<run_id>``) and the run's
+        ``lgoc/<run_id>/...`` branches at once.
+
+        Raises:
+            ConfigurationError: Such a branch exists; the message says how to move it.
+        """
+        if await self.repo.resolve(f"refs/heads/{self.integration_branch}"):
+            return  # the run's branches exist already
+        for blocker in (BRANCH_NAMESPACE, f"{BRANCH_NAMESPACE}/{self.run_id}"):
+            if await self.repo.resolve(f"refs/heads/{blocker}"):
+                raise ConfigurationError(
+                    f"your branch {blocker!r} is in the way of the run's branches "
+                    f"({self.integration_branch}, ...): git cannot have both; rename it "
+                    f"(git branch -m {blocker} {blocker}-branch) and start the run again"
+                )
 
     async def ensure_integration_branch(self) -> str:
         """Create the integration branch at the user's HEAD unless it exists; return its head."""
