@@ -98,6 +98,8 @@ def _keep(args: argparse.Namespace, password: str) -> int:
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(_POLL)
+        else:
+            _say(f"opencode serve exited with code {child.returncode}")
         _stop(child)
     finally:
         _remove_runtime(runtime)

@@ -680,8 +680,13 @@ class OpenCodeServer:
         ) as client:
             while True:
                 if process.returncode is not None:
+                    code = (
+                        ""  # not our child: its keeper logs the code
+                        if isinstance(process, _Detached)
+                        else f" with code {process.returncode}"
+                    )
                     raise self._start_error(
-                        f"exited with code {process.returncode} before it became healthy",
+                        f"exited{code} before it became healthy",
                         port,
                         log_offset,
                     )
