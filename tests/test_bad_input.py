@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate, aresume
 from langgraph_opencode.errors import (
@@ -395,6 +397,27 @@ async def test_a_studio_input_without_repo_is_refused_not_run_in_the_servers_dir
             await studio_graph.ainvoke(given, context={"server_url": NO_SERVER[1]})
     assert snapshot(dirty_repo) == before
     _nothing_recorded(dirty_repo)
+
+
+async def test_new_input_on_a_thread_that_holds_a_run_is_refused_not_mixed(
+    git_repo: Path,
+) -> None:
+    graph = studio_graph.copy(update={"checkpointer": InMemorySaver()})
+    config: RunnableConfig = {"configurable": {"thread_id": "studio-thread"}}
+    context = RunSettings(server_url=NO_SERVER[1], approve_plan=True)
+    first = {"objective": "first", "repo": str(git_repo), "plan": one_task_plan("a")}
+    await graph.ainvoke(first, config, context=context)  # pauses for the plan's approval
+    before = await graph.aget_state(config)
+    assert before.next == ("approve_plan",)
+
+    second = {"objective": "second", "repo": str(git_repo), "plan": one_task_plan("b")}
+    with pytest.raises(ConfigurationError, match="already holds run"):
+        await graph.ainvoke(second, config, context=context)
+
+    state = (await graph.aget_state(config)).values
+    assert state["objective"] == "first"
+    assert state["run_id"] == before.values["run_id"]
+    assert git(git_repo, "branch", "--list", "lgoc/*").count("integration") == 1
 
 
 # -- names the run reserves -------------------------------------------------------------------

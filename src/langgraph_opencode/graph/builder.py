@@ -7,6 +7,9 @@ start -> plan -> approve_plan -> dispatch -> send -> monitor -> review -> merge 
           +------- (plan rejected) -------------+                      ... -> finalize
 ```
 
+``start`` goes to ``refuse`` instead of ``plan`` when new input arrives on a
+thread that holds a run already (it raises, saying so).
+
 ``build_graph()`` returns the uncompiled ``StateGraph`` to embed or compile
 with any checkpointer; ``compile_graph(checkpointer)`` compiles it.
 """
@@ -32,10 +35,15 @@ from langgraph_opencode.nodes.finalize import finalize
 from langgraph_opencode.nodes.human import ask_human
 from langgraph_opencode.nodes.merge import merge
 from langgraph_opencode.nodes.monitor import monitor
-from langgraph_opencode.nodes.planner import plan, start
+from langgraph_opencode.nodes.planner import plan, refuse, start
 from langgraph_opencode.nodes.reviewer import review
 
 __all__ = ["build_graph", "compile_graph"]
+
+
+def _after_start(state: OrchestratorState) -> Literal["plan", "refuse"]:
+    # New input on a thread that holds a run: refused, never mixed with it.
+    return "refuse" if state.get("refused") else "plan"
 
 
 def _after_plan(state: OrchestratorState) -> Literal["approve_plan", "send", "finalize"]:
@@ -86,6 +94,7 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
         output_schema=OrchestratorOutput,
     )
     graph.add_node("start", start)
+    graph.add_node("refuse", refuse)
     graph.add_node("plan", plan)
     graph.add_node("approve_plan", approve_plan)
     graph.add_node("dispatch", dispatch)
@@ -97,7 +106,7 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     graph.add_node("finalize", finalize)
 
     graph.add_edge(START, "start")
-    graph.add_edge("start", "plan")
+    graph.add_conditional_edges("start", _after_start)
     graph.add_conditional_edges("plan", _after_plan)
     graph.add_conditional_edges("approve_plan", _after_approval)
     graph.add_conditional_edges("dispatch", _after_dispatch)

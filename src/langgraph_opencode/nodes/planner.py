@@ -26,7 +26,7 @@ from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
 
-__all__ = ["MAX_OBJECTIVE_CHARS", "check_objective", "plan", "start"]
+__all__ = ["MAX_OBJECTIVE_CHARS", "check_objective", "plan", "refuse", "start"]
 
 MAX_OBJECTIVE_CHARS = 100_000
 """Objectives longer than this are refused: they would not fit a prompt."""
@@ -56,16 +56,25 @@ def check_objective(objective: object) -> str:
     return objective
 
 
+async def refuse(state: OrchestratorState) -> dict[str, Any]:
+    """Refuse new input on a thread that holds a run (``start`` put the run's own back)."""
+    raise ConfigurationError(str(state.get("refused")))
+
+
 async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Check the input, name the run and make its integration branch."""
-    if state.get("started_at"):
+    first = state.get("first_input")
+    if state.get("started_at") and first:
         # New input on a thread that holds a run already (LangGraph Studio or
-        # Server): the two runs' state would mix.
-        raise ConfigurationError(
-            f"this thread already holds run {state.get('run_id')!r} (objective: "
-            f"{str(state.get('objective'))[:80]!r}); start each run in a new thread, or resume "
-            "this one without new input"
-        )
+        # Server): put back what it overwrote, and refuse it in the next step.
+        return {
+            **first,
+            "refused": (
+                f"this thread already holds run {first['run_id']!r} (objective: "
+                f"{first['objective'][:80]!r}); start each run in a new thread, and resume "
+                "a paused one with a command, not new input"
+            ),
+        }
     objective = check_objective(state.get("objective") or "").strip()
     settings_of(runtime).validate()
     given_repo = state.get("repo")
@@ -86,6 +95,7 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
         "integration_branch": run.integration_branch,
         "base_commit": base,
         "started_at": state.get("started_at") or time.time(),
+        "first_input": {"objective": objective, "repo": str(repo.root), "run_id": run_id},
         "plan_attempts": 0,
     }
     status = await repo.status()
