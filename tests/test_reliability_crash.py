@@ -348,7 +348,7 @@ async def test_killed_at_22_points_and_resumed_each_time_the_run_completes(
         last = await spawn("orchestrator, last", tmp_path, opencode_server, "resume", *common)
         children.append(last)
         hangs.review_f.release()
-        code = await last.finish(timeout=120)
+        code = await last.finish()
         assert code == 0, last.output()
         report = last.report
         assert report is not None, last.output()
@@ -403,7 +403,7 @@ async def test_tokens_spent_while_the_orchestrator_was_down_count_against_the_bu
         children.append(
             await spawn("resumed", tmp_path, opencode_server, "resume", *common, settings=settings)
         )
-        code = await children[1].finish(timeout=120)
+        code = await children[1].finish()
         report = children[1].report
         assert code == 0, children[1].output()
         assert report is not None, children[1].output()
@@ -451,7 +451,7 @@ async def test_a_resumed_run_times_the_turn_from_when_its_prompt_was_sent(
             "resumed", tmp_path, opencode_server, "resume", *common, settings=settings
         )
         children.append(resumed)
-        code = await resumed.finish(timeout=120)
+        code = await resumed.finish()
         assert code == 0, resumed.output()
         report = resumed.report
         assert report is not None, resumed.output()
