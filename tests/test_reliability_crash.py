@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from _orchestrator_child import (
     VERDICT,
@@ -81,6 +82,16 @@ from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 pytestmark = [pytest.mark.opencode, pytest.mark.reliability]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def opencode_server(
+    make_opencode_server: Callable[..., OpenCodeServer],
+) -> AsyncIterator[OpenCodeServer]:
+    """A server of each test's own: the 22-kill run leaves two dozen orchestrators' work on it."""
+    async with make_opencode_server() as server:
+        yield server
+
 
 PLAN = files_plan(
     {"a": [], "b": [], "c": [], "d": ["a", "b"], "e": ["b", "c"], "f": ["d", "e"]},
@@ -311,7 +322,7 @@ KILL_POINTS = [
 ]
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 async def test_killed_at_22_points_and_resumed_each_time_the_run_completes(
     model: ScriptedModelServer,
     opencode_server: OpenCodeServer,
