@@ -113,6 +113,9 @@ async def opencode_server(
     """
     async with make_opencode_server() as server:
         yield server
+        # Its data is thrown away: no graceful exit to wait for (after a module's
+        # sessions, SIGTERM takes the whole stop_timeout, 5 s, per module).
+        await server.kill()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
