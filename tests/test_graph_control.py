@@ -558,8 +558,8 @@ async def test_stalled_session_is_aborted_prompted_again_and_finishes(
 async def test_long_silent_tool_is_not_a_stall(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    # The tool runs silently for well over the stall timeout.
-    command = f"sleep {STALL_TIMEOUT + 10:g} && echo slept > slept.txt"
+    # The tool runs silently for longer than the stall timeout (and a tick of the monitor).
+    command = f"sleep {STALL_TIMEOUT + 5:g} && echo slept > slept.txt"
     model.script(
         planner_returns(_plan(_task("slept"))),
         Conversation(
@@ -587,12 +587,12 @@ async def test_long_silent_tool_is_not_a_stall(
 async def test_a_model_call_waiting_to_be_retried_is_not_a_stall(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    # The provider says "retry in 25 s"; OpenCode waits that long in silence
+    # The provider says "retry in 20 s"; OpenCode waits that long in silence
     # (one retry status event), longer than the stall timeout.
     model.script(
         planner_returns(_plan(_task("a"))),
         Conversation(
-            ErrorResponse(429, "slow down", retry_after=STALL_TIMEOUT + 10),
+            ErrorResponse(429, "slow down", retry_after=STALL_TIMEOUT + 5),
             ToolCalls(ToolCall.write("a.txt", "alpha\n")),
             Step(Text("a done"), after_tool="write"),
             user=task_prompt("a"),
