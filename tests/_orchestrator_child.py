@@ -50,8 +50,10 @@ from langgraph_opencode.tools.opencode.server import OpenCodeServer
 HELPER = Path(__file__).with_name("_orchestrator_process.py")
 PASSWORD_ENV = "LGOC_TEST_OPENCODE_PASSWORD"  # as in _orchestrator_process.py
 SETTINGS_ENV = "LGOC_TEST_SETTINGS"  # as in _orchestrator_process.py
-TIMEOUT = 60.0
-"""Bound of every wait for something the run does."""
+TIMEOUT = 300.0
+"""Bound of every wait for something the run does: a guard against hangs, not a
+measure of speed (a step that takes a second on a quiet machine can take far
+longer on a loaded one)."""
 
 
 # -- script pieces: each worker writes ``<id>.txt`` -----------------------------------
@@ -185,7 +187,7 @@ class Child:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.reader), TIMEOUT)
 
-    async def finish(self, timeout: float) -> int:
+    async def finish(self, timeout: float = TIMEOUT) -> int:
         try:
             code = await asyncio.wait_for(self.process.wait(), timeout)
         except TimeoutError:

@@ -41,7 +41,8 @@ pytestmark = pytest.mark.opencode
 
 CLI = [sys.executable, "-m", "langgraph_opencode.cli"]
 PASSWORD_ENV = "LGOC_CLI_TEST_PASSWORD"
-TIMEOUT = 120.0
+TIMEOUT = 300.0
+"""Bound of every wait for the CLI: a guard against hangs, not a measure of speed."""
 
 
 def _env(server: OpenCodeServer) -> dict[str, str]:

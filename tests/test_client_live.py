@@ -7,7 +7,6 @@ git repositories and commands really run.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +41,8 @@ from langgraph_opencode.tools.opencode.server import OpenCodeServer
 pytestmark = pytest.mark.opencode
 
 BUILD = "build"
+TIMEOUT = 300.0
+"""Bound of every wait for the server: a guard against hangs, not a measure of speed."""
 VERDICT_SCHEMA = {
     "type": "object",
     "properties": {"approved": {"type": "boolean"}, "feedback": {"type": "string"}},
@@ -94,7 +95,7 @@ async def test_prompt_async_is_followed_to_its_end_through_events(
         git_repo,
         "Please run the build",
         agent=BUILD,
-        timeout=60,
+        timeout=TIMEOUT,
         on_event=lambda e: seen.append(
             f"status:{e.properties['status']['type']}" if e.type == "session.status" else e.type
         ),
@@ -130,7 +131,7 @@ async def test_structured_output_is_returned(
         "Judge it",
         agent=BUILD,
         schema=VERDICT_SCHEMA,
-        timeout=60,
+        timeout=TIMEOUT,
     )
 
     assert outcome.kind == "ok", outcome
@@ -158,7 +159,7 @@ async def test_missing_structured_output_is_reported(
         "Judge it",
         agent=BUILD,
         schema=VERDICT_SCHEMA,
-        timeout=60,
+        timeout=TIMEOUT,
     )
 
     assert outcome.kind == "structured_output_missing", outcome
@@ -189,7 +190,9 @@ async def test_permission_ask_answered_once_lets_the_run_go_on(
         message_id = await opencode.prompt_async(
             session.id, git_repo, "Please touch allowed.txt", agent=BUILD
         )
-        paused = await wait_for_outcome(opencode, sub, session.id, git_repo, message_id, timeout=60)
+        paused = await wait_for_outcome(
+            opencode, sub, session.id, git_repo, message_id, timeout=TIMEOUT
+        )
         assert paused.kind == "needs_input", paused
         pending = await opencode.permissions(git_repo)
         assert [p.id for p in pending] == paused.pending
@@ -199,7 +202,7 @@ async def test_permission_ask_answered_once_lets_the_run_go_on(
 
         await opencode.reply_permission(pending[0].id, git_repo, "once")
         outcome = await wait_for_outcome(
-            opencode, sub, session.id, git_repo, message_id, timeout=60
+            opencode, sub, session.id, git_repo, message_id, timeout=TIMEOUT
         )
 
     assert outcome.kind == "ok", outcome
@@ -235,7 +238,7 @@ async def test_permission_rejected_with_feedback_reaches_the_model(
         git_repo,
         "Please clean up",
         agent=BUILD,
-        timeout=60,
+        timeout=TIMEOUT,
         message_id=message_id,
     )
     assert paused.kind == "needs_input", paused
@@ -246,7 +249,7 @@ async def test_permission_rejected_with_feedback_reaches_the_model(
             paused.pending[0], git_repo, "reject", message="No: keep the data directory."
         )
         outcome = await wait_for_outcome(
-            opencode, sub, session.id, git_repo, message_id, timeout=60
+            opencode, sub, session.id, git_repo, message_id, timeout=TIMEOUT
         )
 
     assert outcome.kind == "ok", outcome
@@ -269,12 +272,12 @@ async def test_abort_stops_a_running_session(
             message_id = await opencode.prompt_async(
                 session.id, git_repo, "Please think forever", agent=BUILD
             )
-            assert await asyncio.to_thread(hang.wait_until_hanging, 30)
+            assert await asyncio.to_thread(hang.wait_until_hanging, TIMEOUT)
             assert (await opencode.status(git_repo))[session.id].type == "busy"
 
             assert await opencode.abort(session.id, git_repo)
             outcome = await wait_for_outcome(
-                opencode, sub, session.id, git_repo, message_id, timeout=30
+                opencode, sub, session.id, git_repo, message_id, timeout=TIMEOUT
             )
     finally:
         hang.release()
@@ -306,7 +309,7 @@ async def test_model_http_500_is_a_retryable_api_error(
         git_repo,
         "Please fail please",
         agent=BUILD,
-        timeout=120,
+        timeout=TIMEOUT,
     )
 
     assert outcome.kind == "api_error", outcome
@@ -335,21 +338,21 @@ async def test_server_killed_and_restarted_while_listening(
         OpenCodeClient(server.url, password=server.password) as oc,
         EventHub(oc, max_backoff=0.5) as hub,
     ):
-        await hub.wait_connected()
+        await hub.wait_connected(timeout=TIMEOUT)
         session = await oc.create_session(git_repo, title="survivor")
         with hub.subscribe(session_ids={session.id}) as sub:
             message_id = await oc.prompt_async(
                 session.id, git_repo, "Do the slow work", agent=BUILD
             )
-            assert await asyncio.to_thread(hang.wait_until_hanging, 30)
+            assert await asyncio.to_thread(hang.wait_until_hanging, TIMEOUT)
 
             await server.kill()
             await server.start()
             hang.release()
 
-            reconnect = await sub.get(timeout=30)
+            reconnect = await sub.get(timeout=TIMEOUT)
             while reconnect is not None and reconnect.type != RECONNECTED:
-                reconnect = await sub.get(timeout=30)
+                reconnect = await sub.get(timeout=TIMEOUT)
             assert reconnect is not None, "the hub did not signal the reconnect"
             assert hub.connections == 2
 
@@ -361,7 +364,7 @@ async def test_server_killed_and_restarted_while_listening(
             assert state.needs_prompt
 
         outcome = await send_and_wait(
-            oc, hub, session.id, git_repo, "Do the slow work again", agent=BUILD, timeout=60
+            oc, hub, session.id, git_repo, "Do the slow work again", agent=BUILD, timeout=TIMEOUT
         )
     assert outcome.kind == "ok", outcome
     assert (git_repo / "after.txt").exists()
@@ -374,10 +377,9 @@ async def test_wrong_password_is_a_clear_auth_error(opencode_server: OpenCodeSer
         with pytest.raises(AuthenticationError) as info:
             await oc.health()
         async with EventHub(oc) as hub:
-            started = time.monotonic()
-            with pytest.raises(EventStreamError, match="password"):
-                await hub.wait_connected(timeout=10)
-            assert time.monotonic() - started < 5  # refused at once, not retried until timeout
+            # Refused at once ("was refused"), not retried until the timeout ("did not open").
+            with pytest.raises(EventStreamError, match=r"was refused.*password"):
+                await hub.wait_connected(timeout=TIMEOUT)
     assert "password" in str(info.value)
     assert wrong not in str(info.value)
     assert opencode_server.password.get_secret_value() not in str(info.value)

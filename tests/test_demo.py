@@ -20,7 +20,7 @@ def test_demo_plans_reworks_and_merges_offline() -> None:
         [sys.executable, "-m", "langgraph_opencode.cli", "demo"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # a guard against a hang: about a minute on a quiet machine
         check=False,
     )
     out = result.stdout

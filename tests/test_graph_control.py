@@ -514,6 +514,10 @@ async def test_turn_that_ends_over_the_token_budget_fails_its_task(
 
 # -- 10. stalls ---------------------------------------------------------------------------------
 
+STALL_TIMEOUT = 15.0
+"""Short, yet longer than a healthy session is ever silent on a loaded machine (a
+directory booting, a model call starting): a smaller one aborts sessions that are fine."""
+
 
 async def test_stalled_session_is_aborted_prompted_again_and_finishes(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
@@ -530,7 +534,7 @@ async def test_stalled_session_is_aborted_prompted_again_and_finishes(
         report = await _orchestrate(
             opencode_server,
             git_repo,
-            RunSettings(stall_timeout=3, max_stall_retries=1),
+            RunSettings(stall_timeout=STALL_TIMEOUT, max_stall_retries=1),
             events,
         )
     finally:
@@ -554,9 +558,8 @@ async def test_stalled_session_is_aborted_prompted_again_and_finishes(
 async def test_long_silent_tool_is_not_a_stall(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    # The tool runs silently for more than twice the stall timeout; the stall
-    # timeout leaves room for a loaded machine to start the tool.
-    command = "sleep 12 && echo slept > slept.txt"
+    # The tool runs silently for longer than the stall timeout (and a tick of the monitor).
+    command = f"sleep {STALL_TIMEOUT + 5:g} && echo slept > slept.txt"
     model.script(
         planner_returns(_plan(_task("slept"))),
         Conversation(
@@ -571,7 +574,7 @@ async def test_long_silent_tool_is_not_a_stall(
     report = await _orchestrate(
         opencode_server,
         git_repo,
-        RunSettings(stall_timeout=5, max_stall_retries=0),
+        RunSettings(stall_timeout=STALL_TIMEOUT, max_stall_retries=0),
         events,
     )
 
@@ -584,12 +587,12 @@ async def test_long_silent_tool_is_not_a_stall(
 async def test_a_model_call_waiting_to_be_retried_is_not_a_stall(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    # The provider says "retry in 8 s"; OpenCode waits that long in silence
+    # The provider says "retry in 20 s"; OpenCode waits that long in silence
     # (one retry status event), longer than the stall timeout.
     model.script(
         planner_returns(_plan(_task("a"))),
         Conversation(
-            ErrorResponse(429, "slow down", retry_after=8),
+            ErrorResponse(429, "slow down", retry_after=STALL_TIMEOUT + 5),
             ToolCalls(ToolCall.write("a.txt", "alpha\n")),
             Step(Text("a done"), after_tool="write"),
             user=task_prompt("a"),
@@ -599,7 +602,10 @@ async def test_a_model_call_waiting_to_be_retried_is_not_a_stall(
     events: list[dict[str, Any]] = []
 
     report = await _orchestrate(
-        opencode_server, git_repo, RunSettings(stall_timeout=4, max_stall_retries=0), events
+        opencode_server,
+        git_repo,
+        RunSettings(stall_timeout=STALL_TIMEOUT, max_stall_retries=0),
+        events,
     )
 
     assert report.status == "completed", report.to_markdown()

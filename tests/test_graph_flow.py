@@ -133,7 +133,7 @@ def _user_checkout(repo: Path) -> dict[str, Any]:
     }
 
 
-async def _all_hanging(run: asyncio.Task[Any], *holds: Hang, timeout: float = 60) -> bool:
+async def _all_hanging(run: asyncio.Task[Any], *holds: Hang, timeout: float = 300) -> bool:
     """Wait until a request hangs on each of ``holds``; ``False`` if the run ends first."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):

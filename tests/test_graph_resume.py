@@ -228,7 +228,7 @@ async def test_killed_orchestrator_resumes_without_sending_a_prompt_twice(
         second = await spawn("resumed", tmp_path, opencode_server, "resume", *common)
         children.append(second)
         await scenario.after_resume(ctx)
-        code = await second.finish(timeout=120)
+        code = await second.finish()
         output = first.output() + "\n" + second.output()
         assert code == 0, output
         report = second.report

@@ -82,7 +82,7 @@ async def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=300,
         check=False,
     )
 
@@ -251,7 +251,7 @@ async def test_an_orchestrator_killed_mid_run_resumes_from_postgres_in_a_new_pro
 
         second = await spawn("resumed", tmp_path, opencode_server, "resume", *common)
         children.append(second)
-        code = await second.finish(timeout=120)
+        code = await second.finish()
         output = first.output() + "\n" + second.output()
         assert code == 0, output
         report = second.report

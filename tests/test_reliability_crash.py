@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from _orchestrator_child import (
     VERDICT,
@@ -81,6 +82,16 @@ from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 pytestmark = [pytest.mark.opencode, pytest.mark.reliability]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def opencode_server(
+    make_opencode_server: Callable[..., OpenCodeServer],
+) -> AsyncIterator[OpenCodeServer]:
+    """A server of each test's own: the 22-kill run leaves two dozen orchestrators' work on it."""
+    async with make_opencode_server() as server:
+        yield server
+
 
 PLAN = files_plan(
     {"a": [], "b": [], "c": [], "d": ["a", "b"], "e": ["b", "c"], "f": ["d", "e"]},
@@ -311,7 +322,7 @@ KILL_POINTS = [
 ]
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 async def test_killed_at_22_points_and_resumed_each_time_the_run_completes(
     model: ScriptedModelServer,
     opencode_server: OpenCodeServer,
@@ -348,7 +359,7 @@ async def test_killed_at_22_points_and_resumed_each_time_the_run_completes(
         last = await spawn("orchestrator, last", tmp_path, opencode_server, "resume", *common)
         children.append(last)
         hangs.review_f.release()
-        code = await last.finish(timeout=120)
+        code = await last.finish()
         assert code == 0, last.output()
         report = last.report
         assert report is not None, last.output()
@@ -403,7 +414,7 @@ async def test_tokens_spent_while_the_orchestrator_was_down_count_against_the_bu
         children.append(
             await spawn("resumed", tmp_path, opencode_server, "resume", *common, settings=settings)
         )
-        code = await children[1].finish(timeout=120)
+        code = await children[1].finish()
         report = children[1].report
         assert code == 0, children[1].output()
         assert report is not None, children[1].output()
@@ -451,7 +462,7 @@ async def test_a_resumed_run_times_the_turn_from_when_its_prompt_was_sent(
             "resumed", tmp_path, opencode_server, "resume", *common, settings=settings
         )
         children.append(resumed)
-        code = await resumed.finish(timeout=120)
+        code = await resumed.finish()
         assert code == 0, resumed.output()
         report = resumed.report
         assert report is not None, resumed.output()

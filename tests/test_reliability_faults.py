@@ -37,8 +37,12 @@ from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 pytestmark = [pytest.mark.opencode, pytest.mark.reliability]
 
-SETTINGS = RunSettings(max_parallel=7, stall_timeout=20, turn_timeout=45, max_stall_retries=1)
-"""Short clocks, yet long enough for seven directories booting at once on a loaded machine."""
+SETTINGS = RunSettings(max_parallel=7, stall_timeout=20, turn_timeout=90, max_stall_retries=1)
+"""Short clocks, yet long enough for seven directories booting at once on a loaded machine.
+
+A stalled turn must be caught as a stall before its turn_timeout: the gap between the two
+is the time a turn may take to reach the model (seconds when quiet; 25 s were not enough
+at load 10 on two cores)."""
 MERGED = ("rate", "stall", "silent", "slow", "drop")
 FAILED = {"down": "api_error: upstream exploded", "garbled": "JSON parsing failed"}
 """The tasks that fail, and what their reason says."""
@@ -56,7 +60,6 @@ def fault(task_id: str, reply: Any, *, times: int = 1) -> list[Step]:
     return [Step(reply, user=task_prompt(task_id), name=f"{task_id}: fault") for _ in range(times)]
 
 
-@pytest.mark.timeout(300)
 async def test_model_faults_end_merged_or_failed_with_a_reason(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
 ) -> None:
@@ -117,13 +120,14 @@ async def test_model_faults_end_merged_or_failed_with_a_reason(
         "drop": 1 + 2,  # the dropped stream, then a full answer
         "garbled": 1,  # the malformed chunk ends the turn with an error
     }
+    story = "\n".join(f"{e['kind']}: {e['message']}" for e in events)
     resumed = sorted(e["task"] for e in events if e["kind"] == "resumed")
-    assert resumed == ["down", "silent", "slow", "stall"], events
+    assert resumed == ["down", "silent", "slow", "stall"], story
     aborted = [e for e in events if e["kind"] == "aborted"]
     stalled = sorted(e["task"] for e in aborted if "stalled" in e["message"])
-    assert stalled == ["silent", "stall"], events
+    assert stalled == ["silent", "stall"], story
     timed_out = [e["task"] for e in aborted if "turn_timeout" in e["message"]]
-    assert timed_out == ["slow"], events
+    assert timed_out == ["slow"], story
 
 
 def _is_worker(record: RecordedRequest) -> bool:

@@ -34,7 +34,7 @@ THEN = {f"t{n:02}": [FIRST[n - 40], FIRST[n - 30]] for n in range(40, 50)}
 PLAN = files_plan(dict.fromkeys(FIRST, ()) | THEN, objective="fifty files")
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 async def test_fifty_tasks_sixteen_at_a_time_all_merge(
     model: ScriptedModelServer,
     make_opencode_server: Callable[..., OpenCodeServer],

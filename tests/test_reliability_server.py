@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from _orchestrator_child import (
+    TIMEOUT,
     VERDICT,
     assert_all_merged,
     assert_nothing_left_behind,
@@ -79,7 +80,7 @@ async def test_server_killed_and_restarted_mid_run_the_run_completes(
             await server.kill()
             await server.start()
             assert (server.port, server.pid != pid) == (port, True)
-            report = await asyncio.wait_for(run, 180)
+            report = await asyncio.wait_for(run, TIMEOUT)
         finally:
             for hang in (a_first, review_b):
                 hang.release()

@@ -64,7 +64,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
         if process.poll() is not None:
             pytest.fail(f"langgraph dev exited with {process.returncode}:\n{_tail(log)}")
         try:
-            if httpx.get(f"{url}/ok", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}/ok", timeout=5.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -119,7 +119,7 @@ def langgraph_dev(opencode_server: OpenCodeServer, tmp_path: Path) -> Iterator[s
                 start_new_session=True,  # its own process group, to stop it whole
             )
         try:
-            _wait_ready(url, process, log, timeout=60)
+            _wait_ready(url, process, log, timeout=300)  # ~10 s on a quiet machine
             if f":{port}" not in _tail(log, 100_000) and attempt < 2:
                 continue  # another server answered on that port: ours moved elsewhere
             yield url
@@ -134,10 +134,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         return
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+        process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
+        process.wait(timeout=60)
     except ProcessLookupError:
         pass
 

@@ -53,7 +53,7 @@ async def test_tools_drive_a_session_end_to_end(
                 "agent": "build",
             }
         )
-        await wait_for_outcome(opencode, sub, session_id, git_repo, message_id, timeout=60)
+        await wait_for_outcome(opencode, sub, session_id, git_repo, message_id, timeout=300)
     state = await toolkit.session_state.ainvoke(
         {"session_id": session_id, "directory": str(git_repo), "message_id": message_id}
     )

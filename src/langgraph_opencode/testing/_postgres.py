@@ -93,7 +93,8 @@ class PostgresServer:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if self._as_root:
             command = ["runuser", "-u", _SYSTEM_USER, "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        # Generous: initdb and a start take seconds on a quiet machine, far more on a busy one.
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
 
     def start(self) -> PostgresServer:
         """Create and start the cluster.
@@ -133,7 +134,7 @@ class PostgresServer:
                 f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off",
                 "-w",
                 "-t",
-                "60",
+                "300",
                 "start",
             ),
         ]
@@ -154,7 +155,7 @@ class PostgresServer:
             return
         data = self.directory / "data"
         if (data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+            self._run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "-t", "300", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory = None
 

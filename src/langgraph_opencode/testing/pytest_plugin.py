@@ -4,21 +4,27 @@ Enable them in a ``conftest.py``::
 
     pytest_plugins = ["langgraph_opencode.testing.pytest_plugin"]
 
-The server and the model are started once per test session (OpenCode takes
-about two seconds to start); each test gets the model with an empty script,
-its own git repository, and a fresh client and event hub. Async fixtures run
-in the session's event loop, so configure pytest-asyncio with
+The scripted model is started once per test session; the OpenCode server once
+per test module (it takes about two seconds to start, and a long-lived server
+grows: one that served a whole suite reached gigabytes and stopped answering,
+so no module inherits what an earlier one left on it). Each test gets the model
+with an empty script, its own git repository, and a fresh client and event hub.
+Async fixtures run in the session's event loop, so configure pytest-asyncio with
 ``asyncio_default_fixture_loop_scope = "session"`` and
 ``asyncio_default_test_loop_scope = "session"``.
+
+Waits are sized for a loaded machine: servers get ``STARTUP_TIMEOUT`` seconds
+to become healthy, and the event hub as long to connect.
 
 Fixtures:
     scripted_model: The session's :class:`ScriptedModelServer` (shared).
     model: The same server with its script and records cleared for this test.
     opencode_config: The OpenCode config the servers get (orchestrator agents
         plus the scripted provider).
-    opencode_server: The session's isolated :class:`OpenCodeServer`.
+    opencode_server: The test module's isolated :class:`OpenCodeServer`.
     make_opencode_server: Start another isolated server wired to the model,
-        e.g. for a test that kills it: ``async with make_opencode_server() as s``.
+        e.g. for a test that kills it or runs many sessions:
+        ``async with make_opencode_server() as s``.
     opencode: An :class:`OpenCodeClient` for ``opencode_server``.
     opencode_events: A connected :class:`EventHub` for ``opencode``.
     git_repo: A new git repository with one commit, in ``tmp_path``.
@@ -55,6 +61,9 @@ __all__ = [
     "scripted_model",
 ]
 
+STARTUP_TIMEOUT = 120.0
+"""Seconds a test's server may take to start: ~2 s on a quiet machine, far more on a busy one."""
+
 
 @pytest.fixture(scope="session")
 def scripted_model() -> Iterator[ScriptedModelServer]:
@@ -86,33 +95,41 @@ def make_opencode_server(
     def make(**kwargs: Any) -> OpenCodeServer:
         kwargs.setdefault("config", opencode_config)
         kwargs.setdefault("isolated", True)
+        kwargs.setdefault("startup_timeout", STARTUP_TIMEOUT)
         kwargs.setdefault("log_path", tmp_path_factory.mktemp("opencode") / "serve.log")
         return OpenCodeServer(**kwargs)
 
     return make
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def opencode_server(
     make_opencode_server: Callable[..., OpenCodeServer],
 ) -> AsyncIterator[OpenCodeServer]:
-    """The isolated ``opencode serve`` shared by the test session."""
+    """The isolated ``opencode serve`` shared by the tests of one module.
+
+    Stopped when the module's tests are done, so that the sessions one module
+    left on it (and the memory they hold) never slow down the next module.
+    """
     async with make_opencode_server() as server:
         yield server
+        # Its data is thrown away: no graceful exit to wait for (after a module's
+        # sessions, SIGTERM takes the whole stop_timeout, 5 s, per module).
+        await server.kill()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def opencode(opencode_server: OpenCodeServer) -> AsyncIterator[OpenCodeClient]:
-    """A client of the session's server."""
+    """A client of the module's server."""
     async with OpenCodeClient(opencode_server.url, password=opencode_server.password) as client:
         yield client
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def opencode_events(opencode: OpenCodeClient) -> AsyncIterator[EventHub]:
-    """A connected event hub of the session's server."""
+    """A connected event hub of the module's server."""
     async with EventHub(opencode) as hub:
-        await hub.wait_connected()
+        await hub.wait_connected(timeout=STARTUP_TIMEOUT)
         yield hub
 
 
