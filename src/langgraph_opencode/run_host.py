@@ -37,6 +37,8 @@ __all__ = ["EmbeddedServer", "embedded_server", "hold_run", "run_holder"]
 
 _LOCK = "lock"
 _SERVER = "server"
+_STARTUP_TIMEOUT = 120.0
+"""A hang guard: ~2 s on a quiet machine, much longer on a loaded one."""
 
 
 def run_holder(run_dir: Path) -> dict[str, Any] | None:
@@ -106,7 +108,12 @@ async def embedded_server(
     adopted = server is not None
     if server is None:
         server = OpenCodeServer(
-            config=config, isolated=isolated, home=home, keep_while=lock, linger=linger
+            config=config,
+            isolated=isolated,
+            home=home,
+            keep_while=lock,
+            linger=linger,
+            startup_timeout=_STARTUP_TIMEOUT,
         )
         await server.start()
     embedded = EmbeddedServer(server=server, adopted=adopted)

@@ -58,6 +58,8 @@ UNREACHABLE = (OpenCodeConnectionError, EventStreamError)
 """The errors that mean a server may be gone (as opposed to refusing a request)."""
 
 _PROBE_TIMEOUT = httpx.Timeout(2.0)
+_CONNECT_TIMEOUT = 60.0
+"""How long a new event stream may take to open (a loaded machine is slow, not gone)."""
 
 
 @dataclass
@@ -178,7 +180,7 @@ async def services_for(settings: RunSettings, name: str | None = None) -> Servic
         )
         _services[key] = services
     try:
-        await services.hub.wait_connected()
+        await services.hub.wait_connected(timeout=_CONNECT_TIMEOUT)
     except Exception:
         await _close(key)
         raise

@@ -267,7 +267,7 @@ async def wait_for_outcome(
     timeout: float | None = None,
     watchdog: float = 30.0,
     settle: float = 2.0,
-    boot_grace: float = 10.0,
+    boot_grace: float = 30.0,
     on_event: Callable[[Event], None] | None = None,
     idle: bool = False,
 ) -> PromptOutcome:
