@@ -538,7 +538,11 @@ async def test_a_broken_opencode_binary_offers_no_resume_of_a_run_never_recorded
         (path, pid_file), expected = _hanging_binary(tmp_path), "was not healthy after"
     before = snapshot(dirty_repo)
     result = await cli(
-        "run", "x", "--repo", str(dirty_repo), env={"LANGGRAPH_OPENCODE_BINARY": str(path)}
+        "run",
+        "x",
+        "--repo",
+        str(dirty_repo),
+        env={"LANGGRAPH_OPENCODE_BINARY": str(path), "LANGGRAPH_OPENCODE_STARTUP_TIMEOUT": "10"},
     )
     assert result.returncode == 1, _show(result)
     assert result.stderr.startswith("error: opencode serve"), _show(result)

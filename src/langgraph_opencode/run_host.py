@@ -23,22 +23,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langgraph_opencode.errors import RunHeldError
+from langgraph_opencode.errors import ConfigurationError, RunHeldError
 from langgraph_opencode.tools.lockfile import LockFile, LockHeld, describe, holder
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
-__all__ = ["EmbeddedServer", "embedded_server", "hold_run", "run_holder"]
+__all__ = ["STARTUP_TIMEOUT_ENV", "EmbeddedServer", "embedded_server", "hold_run", "run_holder"]
 
 _LOCK = "lock"
 _SERVER = "server"
-_STARTUP_TIMEOUT = 120.0
-"""A hang guard: ~2 s on a quiet machine, much longer on a loaded one."""
+STARTUP_TIMEOUT_ENV = "LANGGRAPH_OPENCODE_STARTUP_TIMEOUT"
+"""Seconds the embedded server may take to become healthy (default 120: a hang guard; it
+takes about 2 s on a quiet machine, much longer on a loaded one)."""
+
+
+def _startup_timeout() -> float:
+    value = os.environ.get(STARTUP_TIMEOUT_ENV, "")
+    try:
+        seconds = float(value) if value else 120.0
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigurationError(
+            f"${STARTUP_TIMEOUT_ENV} must be a number of seconds greater than 0, got {value!r}"
+        )
+    return seconds
 
 
 def run_holder(run_dir: Path) -> dict[str, Any] | None:
@@ -113,7 +128,7 @@ async def embedded_server(
             home=home,
             keep_while=lock,
             linger=linger,
-            startup_timeout=_STARTUP_TIMEOUT,
+            startup_timeout=_startup_timeout(),
         )
         await server.start()
     embedded = EmbeddedServer(server=server, adopted=adopted)
