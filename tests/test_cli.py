@@ -367,7 +367,7 @@ async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
     assert "langgraph-opencode resume cli-sigint" in err
     assert "Traceback" not in err
     listed = await cli(opencode_server, "runs", "--repo", str(git_repo))
-    assert re.search(r"cli-sigint\s.*running or stopped", listed.stdout), _show(listed)
+    assert re.search(r"cli-sigint\s.*stopped", listed.stdout), _show(listed)
 
     held.release()
     resumed = await cli(opencode_server, "resume", "cli-sigint", *common)
@@ -375,6 +375,94 @@ async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
     assert resumed.returncode == 0, _show(resumed)
     assert "Run cli-sigint completed: 3/3 tasks merged" in resumed.stdout
     assert git(git_repo, "show", "lgoc/cli-sigint/integration:a.txt") == "alpha\n"
+
+
+async def _read_until(stream: asyncio.StreamReader, text: str) -> str:
+    """What ``stream`` says up to and including the first line holding ``text``."""
+    seen = ""
+    async with asyncio.timeout(TIMEOUT):
+        while text not in seen:
+            line = await stream.readline()
+            assert line, f"{text!r} never came:\n{seen}"
+            seen += line.decode()
+    return seen
+
+
+async def test_status_json_tells_a_running_run_from_a_killed_one_and_lists_its_tasks(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    held = Hang(then=ToolCalls(ToolCall.write("a.txt", "alpha\n")))
+    model.script(
+        Conversation(
+            held,
+            Step(Text("Task a done."), after_tool="write"),
+            user=task_prompt("a"),
+            name="worker a (held)",
+        ),
+        worker_writes("b", {"b.txt": "beta\n"}),
+        worker_writes("c", {"c.txt": "gamma\n"}),
+        reviewer_says(repeat=True),
+    )
+    common = ["--repo", str(git_repo), *_server_flags(opencode_server)]
+    process = await asyncio.create_subprocess_exec(
+        *CLI,
+        "run",
+        "three files",
+        "--plan",
+        str(_plan_file(tmp_path)),
+        "--run-id",
+        "cli-kill",
+        *common,
+        stdin=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=_env(opencode_server),
+    )
+    try:
+        assert process.stdout is not None
+        await _read_until(process.stdout, "b merged into lgoc/cli-kill/integration")
+        assert await asyncio.to_thread(held.wait_until_hanging, TIMEOUT), "worker a never ran"
+        running = await cli(
+            opencode_server, "status", "cli-kill", "--json", "--repo", str(git_repo)
+        )
+        assert RunReport.model_validate_json(running.stdout).status == "running", _show(running)
+        refused = await cli(opencode_server, "resume", "cli-kill", *common)
+        assert refused.returncode == 2, _show(refused)
+        assert f"being driven by another process (pid {process.pid})" in refused.stderr
+
+        process.kill()  # SIGKILL: no clean-up of any kind
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    shown = await cli(opencode_server, "status", "cli-kill", "--json", "--repo", str(git_repo))
+    assert shown.returncode == 0, _show(shown)
+    report = RunReport.model_validate_json(shown.stdout)
+    assert report.status == "stopped"
+    assert report.interrupt is None
+    assert report.integration_branch == "lgoc/cli-kill/integration"
+    tasks = {t.id: t for t in report.tasks}
+    assert {t: r.status for t, r in tasks.items()} == {
+        "a": "working",
+        "b": "merged",
+        "c": "pending",
+    }
+    assert tasks["a"].title == fan_in_plan()["tasks"][0]["title"]
+    assert tasks["a"].branch == "lgoc/cli-kill/a"
+    assert tasks["a"].sessions
+    assert tasks["b"].merge_sha
+    text = await cli(opencode_server, "status", "cli-kill", "--repo", str(git_repo))
+    assert "Run cli-kill: stopped" in text.stdout, _show(text)
+    assert re.search(r"\bb\s.*merged", text.stdout), _show(text)
+    assert "langgraph-opencode resume cli-kill" in text.stdout
+
+    held.release()
+    resumed = await cli(opencode_server, "resume", "cli-kill", *common)
+
+    assert resumed.returncode == 0, _show(resumed)
+    assert "Run cli-kill completed: 3/3 tasks merged" in resumed.stdout
 
 
 # -- at a terminal ---------------------------------------------------------------------------

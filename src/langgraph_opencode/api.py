@@ -26,6 +26,7 @@ from langgraph.types import Command
 from pydantic import SecretStr
 
 from langgraph_opencode.checkpoints import checkpoint_path, open_checkpointer
+from langgraph_opencode.driver import driving
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.graph.services import close_services, register_server, services_for
@@ -258,6 +259,7 @@ async def aorchestrate(
         "recursion_limit": 10_000,
     }
     async with (
+        driving(git_repo, run_input["run_id"]),
         _checkpointer(git_repo, checkpointer) as saver,
         _server(
             settings,
@@ -330,15 +332,18 @@ async def aresume(
         payload: Command[Any] | None = (
             Command(resume=answer) if paused and answer is not None else None
         )
-        async with _server(
-            settings,
-            server_url=server_url,
-            password=password,
-            model=model,
-            opencode_config=opencode_config,
-            isolated=isolated,
-            on_event=on_event,
-        ) as live:
+        async with (
+            driving(git_repo, run_id),
+            _server(
+                settings,
+                server_url=server_url,
+                password=password,
+                model=model,
+                opencode_config=opencode_config,
+                isolated=isolated,
+                on_event=on_event,
+            ) as live,
+        ):
             await _check_models(live, git_repo, model)
             return await _drive(graph, payload, config, live, on_interrupt, on_event)
 

@@ -295,7 +295,7 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
         )
     if info.state == "paused" and answer is None and not args.yes and not sys.stdin.isatty():
         # Nobody to ask: leave it paused and say how to answer.
-        return _finish(_paused_report(info, repo), out)
+        return _finish(info.unfinished_report(), out)
     out.console.print(f"[bold]Resuming[/bold] {escape(info.run_id)} in {escape(str(repo.root))}")
 
     async def go(progress: Progress) -> RunReport:
@@ -315,16 +315,6 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
 
 def _seed_of(info: RunInfo) -> list[dict[str, Any]]:
     return [{"id": task_id} for task_id in info.tasks]
-
-
-def _paused_report(info: RunInfo, repo: Repo) -> RunReport:
-    return RunReport(
-        run_id=info.run_id,
-        objective=info.objective,
-        repo=str(repo.root),
-        status="interrupted",
-        interrupt=info.interrupt,
-    )
 
 
 async def abort_sessions(out: Output, args: argparse.Namespace) -> int:
@@ -389,7 +379,7 @@ async def status(args: argparse.Namespace, out: Output) -> int:
         console.print(text, markup=False, highlight=False, end="")
         return EXIT_OK
     if out.json:
-        sys.stdout.write(_paused_report(info, repo).model_dump_json(indent=2) + "\n")
+        sys.stdout.write(info.unfinished_report().model_dump_json(indent=2) + "\n")
         return EXIT_OK
     console.print(f"[bold]Run {escape(info.run_id)}[/bold]: {info.state}")
     console.print(f"> {info.objective[:500]}", markup=False, highlight=False)
@@ -403,10 +393,12 @@ async def status(args: argparse.Namespace, out: Output) -> int:
     if info.state == "paused":
         for line in describe_pause(info.interrupt, command):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+    elif info.state == "running":
+        console.print(f"It is being driven by process {info.driver or '(unknown)'}.")
     else:
         console.print(
-            "If its process is no longer running, continue it with (and the same server, "
-            f"model and setting flags):  {escape(shlex.join(command))}",
+            "Its process stopped before the run finished; continue it with (and the same "
+            f"server, model and setting flags):  {escape(shlex.join(command))}",
             highlight=False,
             soft_wrap=True,
         )

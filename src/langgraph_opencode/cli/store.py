@@ -15,14 +15,16 @@ from langgraph_opencode.checkpoints import (
     open_checkpointer,
     run_ids,
 )
+from langgraph_opencode.driver import driver_pid
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
-from langgraph_opencode.report import RunReport
+from langgraph_opencode.report import RunReport, RunStatus, TaskReport
 from langgraph_opencode.tools.git import Repo
 
 __all__ = ["RunInfo", "RunState", "list_runs", "load_run", "open_graph"]
 
-RunState = Literal["finished", "paused", "running or stopped"]
+RunState = Literal["finished", "paused", "running", "stopped"]
+"""``running``: a process drives it now; ``stopped``: its process ended before the run did."""
 
 
 @dataclass
@@ -39,7 +41,38 @@ class RunInfo:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     planner_session: str = ""
     integration_branch: str = ""
+    base_commit: str = ""
     cost: float = 0.0
+    error: str = ""
+    titles: dict[str, str] = field(default_factory=dict)
+    """Task titles from the plan."""
+    driver: int | None = None
+    """The process id driving the run (0 if unknown), if one does."""
+
+    def unfinished_report(self) -> RunReport:
+        """The report of a run that has not finished: its tasks as checkpointed so far."""
+        tasks = [
+            TaskReport.from_record(task_id, record, title=self.titles.get(task_id, ""))
+            for task_id, record in self.tasks.items()
+        ]
+        status: RunStatus = (
+            "interrupted"
+            if self.state == "paused"
+            else ("running" if self.state == "running" else "stopped")
+        )
+        return RunReport(
+            run_id=self.run_id,
+            objective=self.objective,
+            repo=self.repo,
+            status=status,
+            integration_branch=self.integration_branch,
+            base_commit=self.base_commit,
+            tasks=tasks,
+            tokens=sum(t.tokens for t in tasks),
+            cost=round(self.cost, 6),
+            error=self.error,
+            interrupt=self.interrupt,
+        )
 
     def sessions(self) -> list[tuple[str, str, str]]:
         """``(session id, directory, server)`` of the sessions that may still be running.
@@ -71,7 +104,7 @@ async def open_graph(repo: Repo) -> AsyncIterator[Any | None]:
         yield compile_graph(saver)
 
 
-async def _info(graph: Any, run_id: str) -> RunInfo | None:
+async def _info(graph: Any, repo: Repo, run_id: str) -> RunInfo | None:
     config: RunnableConfig = {"configurable": {"thread_id": run_id}}
     snapshot = await graph.aget_state(config)
     values: dict[str, Any] = snapshot.values or {}
@@ -80,12 +113,15 @@ async def _info(graph: Any, run_id: str) -> RunInfo | None:
     interrupts = [i.value for task in snapshot.tasks for i in task.interrupts]
     report = values.get("report")
     state: RunState
+    driver = None
     if interrupts:
         state = "paused"
     elif report and not snapshot.next:
         state = "finished"
     else:
-        state = "running or stopped"
+        driver = driver_pid(repo, run_id)
+        state = "stopped" if driver is None else "running"
+    plan = values.get("plan") or {}
     return RunInfo(
         run_id=run_id,
         state=state,
@@ -97,7 +133,11 @@ async def _info(graph: Any, run_id: str) -> RunInfo | None:
         tasks=dict(values.get("tasks") or {}),
         planner_session=str(values.get("planner_session", "")),
         integration_branch=str(values.get("integration_branch", "")),
+        base_commit=str(values.get("base_commit", "")),
         cost=float(values.get("cost") or 0.0),
+        error=str(values.get("error", "")),
+        titles={str(t.get("id")): str(t.get("title", "")) for t in plan.get("tasks") or []},
+        driver=driver,
     )
 
 
@@ -110,7 +150,7 @@ async def list_runs(repo: Repo) -> list[RunInfo]:
         runs = [
             info
             for t in await run_ids(graph.checkpointer)
-            if (info := await _info(graph, t)) is not None
+            if (info := await _info(graph, repo, t)) is not None
             and (not shared or info.repo == str(repo.root))
         ]
     return sorted(runs, key=lambda r: (r.started_at or 0.0, r.run_id), reverse=True)
@@ -128,7 +168,7 @@ async def load_run(repo: Repo, run_id: str | None) -> RunInfo:
             raise ConfigurationError(f"no runs are recorded for {repo.root}")
         return runs[0]
     async with open_graph(repo) as graph:
-        info = await _info(graph, run_id) if graph is not None else None
+        info = await _info(graph, repo, run_id) if graph is not None else None
     if info is None:
         raise ConfigurationError(
             f"no run {run_id!r} is recorded for {repo.root}; "
