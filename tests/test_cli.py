@@ -207,6 +207,72 @@ async def test_json_prints_only_the_report_on_stdout(
     assert "git merge" in result.stderr
 
 
+# -- --events: the progress as JSON lines ------------------------------------------------------
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` parsed as a JSON object (any other line fails the test)."""
+    events = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(e, dict) for e in events), text
+    return events
+
+
+async def test_events_file_gets_every_progress_event_as_a_json_line(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    _three_workers(model, planner_returns(fan_in_plan()))
+    path = tmp_path / "events.jsonl"
+    path.write_text("left from before\n")
+    result = await cli(
+        opencode_server,
+        "run",
+        "three files",
+        "--repo",
+        str(git_repo),
+        "--json",
+        "--events",
+        str(path),
+        *_server_flags(opencode_server),
+    )
+
+    assert result.returncode == 0, _show(result)
+    assert RunReport.model_validate_json(result.stdout).status == "completed"
+    events = _json_lines(path.read_text())
+    kinds = [e["kind"] for e in events]
+    for kind in ("plan", "dispatched", "checked", "approved", "merged", "finished"):
+        assert kind in kinds, kinds
+    assert kinds[-1] == "finished"
+    assert all(isinstance(e["time"], float) and isinstance(e["message"], str) for e in events)
+    assert {e["task"] for e in events if e["kind"] == "merged"} == {"a", "b", "c"}
+    # The same events as the human progress lines, in the same order.
+    assert "the planner proposed 3 tasks" in result.stderr
+    shown = [e["message"] for e in events if e["message"] in result.stderr]
+    assert shown == [e["message"] for e in events]
+
+
+async def test_events_dash_with_json_puts_only_json_lines_on_stderr_for_resume_too(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    _three_workers(model, planner_returns(fan_in_plan()))
+    common = ["--repo", str(git_repo), "--json", "--events", "-", *_server_flags(opencode_server)]
+    paused = await cli(
+        opencode_server, "run", "three files", "--approve-plan", "--run-id", "cli-ev", *common
+    )
+
+    assert paused.returncode == 3, _show(paused)
+    assert RunReport.model_validate_json(paused.stdout).status == "interrupted"
+    assert [e["kind"] for e in _json_lines(paused.stderr)] == ["plan", "plan"]
+
+    resumed = await cli(opencode_server, "resume", "cli-ev", "--answer", "approve", *common)
+
+    assert resumed.returncode == 0, _show(resumed)
+    assert RunReport.model_validate_json(resumed.stdout).status == "completed"
+    kinds = [e["kind"] for e in _json_lines(resumed.stderr)]
+    assert kinds.count("dispatched") == 3
+    assert kinds.count("merged") == 3
+    assert kinds[-1] == "finished"
+
+
 # -- plan approval ----------------------------------------------------------------------------
 
 

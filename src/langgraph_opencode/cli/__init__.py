@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from langgraph_opencode.cli import commands
 from langgraph_opencode.cli.commands import Output
+from langgraph_opencode.cli.events import STDERR
 from langgraph_opencode.cli.interactive import LeftPaused
 from langgraph_opencode.cli.parser import (
     EXIT_FAILED,
@@ -93,7 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = build_parser().parse_args(argv)
     as_json = bool(getattr(args, "json", False))
-    out = Output(console=Console(stderr=as_json), errors=Console(stderr=True), json=as_json)
+    # With --json and --events -, stderr carries the JSON lines, not the progress lines.
+    quiet = as_json and getattr(args, "events", None) == STDERR
+    out = Output(
+        console=Console(stderr=as_json, quiet=quiet), errors=Console(stderr=True), json=as_json
+    )
     try:
         return asyncio.run(_COMMANDS[args.command](args, out))
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from langgraph_opencode.api import aorchestrate, aresume
+from langgraph_opencode.cli.events import EventSink, event_sink
 from langgraph_opencode.cli.interactive import (
     TerminalAnswers,
     describe_pause,
@@ -169,13 +170,21 @@ def _check_server_flags(args: argparse.Namespace) -> None:
 async def _with_progress(
     out: Output,
     seed: list[dict[str, Any]],
-    go: Callable[[Progress], Awaitable[RunReport]],
+    go: Callable[[Progress, EventSink], Awaitable[RunReport]],
+    events: str | None = None,
 ) -> RunReport:
+    """Run ``go`` with the progress display, and the ``--events`` file if one is given."""
     progress = Progress(out.console)
     out.progress = progress
     progress.seed(seed)
-    with progress:
-        report = await go(progress)
+    with event_sink(events) as sink, progress:
+
+        def on_event(event: dict[str, Any]) -> None:
+            if sink is not None:
+                sink(event)
+            progress.on_event(event)
+
+        report = await go(progress, on_event)
         progress.finish(report)
     if not progress.live:
         progress.print_table()
@@ -255,7 +264,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     out.resume = resume_command(args, run_id, str(repo.root))
     out.console.print(f"[bold]Run[/bold] {escape(run_id)} in {escape(str(repo.root))}")
 
-    async def go(progress: Progress) -> RunReport:
+    async def go(progress: Progress, on_event: EventSink) -> RunReport:
         return await aorchestrate(
             args.objective,
             repo=repo.root,
@@ -265,11 +274,11 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             server_url=args.server,
             model=args.model,
             on_interrupt=_on_interrupt(args, out, progress),
-            on_event=progress.on_event,
+            on_event=on_event,
         )
 
     seed = [t.model_dump() for t in plan.tasks] if plan else []
-    return _finish(await _with_progress(out, seed, go), out)
+    return _finish(await _with_progress(out, seed, go, args.events), out)
 
 
 # -- resume ----------------------------------------------------------------------------
@@ -298,7 +307,7 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
         return _finish(info.unfinished_report(), out)
     out.console.print(f"[bold]Resuming[/bold] {escape(info.run_id)} in {escape(str(repo.root))}")
 
-    async def go(progress: Progress) -> RunReport:
+    async def go(progress: Progress, on_event: EventSink) -> RunReport:
         return await aresume(
             info.run_id,
             repo=repo.root,
@@ -307,10 +316,10 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
             server_url=args.server,
             model=args.model,
             on_interrupt=_on_interrupt(args, out, progress),
-            on_event=progress.on_event,
+            on_event=on_event,
         )
 
-    return _finish(await _with_progress(out, _seed_of(info), go), out)
+    return _finish(await _with_progress(out, _seed_of(info), go, args.events), out)
 
 
 def _seed_of(info: RunInfo) -> list[dict[str, Any]]:
