@@ -208,6 +208,72 @@ async def test_json_prints_only_the_report_on_stdout(
     assert "git merge" in result.stderr
 
 
+# -- --events: the progress as JSON lines ------------------------------------------------------
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` parsed as a JSON object (any other line fails the test)."""
+    events = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(e, dict) for e in events), text
+    return events
+
+
+async def test_events_file_gets_every_progress_event_as_a_json_line(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    _three_workers(model, planner_returns(fan_in_plan()))
+    path = tmp_path / "events.jsonl"
+    path.write_text("left from before\n")
+    result = await cli(
+        opencode_server,
+        "run",
+        "three files",
+        "--repo",
+        str(git_repo),
+        "--json",
+        "--events",
+        str(path),
+        *_server_flags(opencode_server),
+    )
+
+    assert result.returncode == 0, _show(result)
+    assert RunReport.model_validate_json(result.stdout).status == "completed"
+    events = _json_lines(path.read_text())
+    kinds = [e["kind"] for e in events]
+    for kind in ("plan", "dispatched", "checked", "approved", "merged", "finished"):
+        assert kind in kinds, kinds
+    assert kinds[-1] == "finished"
+    assert all(isinstance(e["time"], float) and isinstance(e["message"], str) for e in events)
+    assert {e["task"] for e in events if e["kind"] == "merged"} == {"a", "b", "c"}
+    # The same events as the human progress lines, in the same order.
+    assert "the planner proposed 3 tasks" in result.stderr
+    shown = [e["message"] for e in events if e["message"] in result.stderr]
+    assert shown == [e["message"] for e in events]
+
+
+async def test_events_dash_with_json_puts_only_json_lines_on_stderr_for_resume_too(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    _three_workers(model, planner_returns(fan_in_plan()))
+    common = ["--repo", str(git_repo), "--json", "--events", "-", *_server_flags(opencode_server)]
+    paused = await cli(
+        opencode_server, "run", "three files", "--approve-plan", "--run-id", "cli-ev", *common
+    )
+
+    assert paused.returncode == 3, _show(paused)
+    assert RunReport.model_validate_json(paused.stdout).status == "interrupted"
+    assert [e["kind"] for e in _json_lines(paused.stderr)] == ["plan", "plan"]
+
+    resumed = await cli(opencode_server, "resume", "cli-ev", "--answer", "approve", *common)
+
+    assert resumed.returncode == 0, _show(resumed)
+    assert RunReport.model_validate_json(resumed.stdout).status == "completed"
+    kinds = [e["kind"] for e in _json_lines(resumed.stderr)]
+    assert kinds.count("dispatched") == 3
+    assert kinds.count("merged") == 3
+    assert kinds[-1] == "finished"
+
+
 # -- plan approval ----------------------------------------------------------------------------
 
 
@@ -376,6 +442,95 @@ async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
     assert resumed.returncode == 0, _show(resumed)
     assert "Run cli-sigint completed: 3/3 tasks merged" in resumed.stdout
     assert git(git_repo, "show", "lgoc/cli-sigint/integration:a.txt") == "alpha\n"
+
+
+async def _read_until(stream: asyncio.StreamReader, text: str) -> str:
+    """What ``stream`` says up to and including the first line holding ``text``."""
+    seen = ""
+    async with asyncio.timeout(TIMEOUT):
+        while text not in seen:
+            line = await stream.readline()
+            assert line, f"{text!r} never came:\n{seen}"
+            seen += line.decode()
+    return seen
+
+
+async def test_status_json_tells_a_running_run_from_a_killed_one_and_lists_its_tasks(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    held = Hang(then=ToolCalls(ToolCall.write("a.txt", "alpha\n")))
+    model.script(
+        Conversation(
+            held,
+            Step(Text("Task a done."), after_tool="write"),
+            user=task_prompt("a"),
+            name="worker a (held)",
+        ),
+        worker_writes("b", {"b.txt": "beta\n"}),
+        worker_writes("c", {"c.txt": "gamma\n"}),
+        reviewer_says(repeat=True),
+    )
+    common = ["--repo", str(git_repo), *_server_flags(opencode_server)]
+    process = await asyncio.create_subprocess_exec(
+        *CLI,
+        "run",
+        "three files",
+        "--plan",
+        str(_plan_file(tmp_path)),
+        "--run-id",
+        "cli-kill",
+        *common,
+        stdin=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=_env(opencode_server),
+    )
+    try:
+        assert process.stdout is not None
+        await _read_until(process.stdout, "b merged into lgoc/cli-kill/integration")
+        assert await asyncio.to_thread(held.wait_until_hanging, TIMEOUT), "worker a never ran"
+        running = await cli(
+            opencode_server, "status", "cli-kill", "--json", "--repo", str(git_repo)
+        )
+        assert RunReport.model_validate_json(running.stdout).status == "running", _show(running)
+        refused = await cli(opencode_server, "resume", "cli-kill", *common)
+        assert refused.returncode == 2, _show(refused)
+        assert "being driven by another orchestrator" in refused.stderr, _show(refused)
+        assert f"pid {process.pid} on" in refused.stderr, _show(refused)
+
+        process.kill()  # SIGKILL: no clean-up of any kind
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    shown = await cli(opencode_server, "status", "cli-kill", "--json", "--repo", str(git_repo))
+    assert shown.returncode == 0, _show(shown)
+    report = RunReport.model_validate_json(shown.stdout)
+    assert report.status == "stopped"
+    assert report.interrupt is None
+    assert report.integration_branch == "lgoc/cli-kill/integration"
+    tasks = {t.id: t for t in report.tasks}
+    assert {t: r.status for t, r in tasks.items()} == {
+        "a": "working",
+        "b": "merged",
+        "c": "pending",
+    }
+    assert tasks["a"].title == fan_in_plan()["tasks"][0]["title"]
+    assert tasks["a"].branch == "lgoc/cli-kill/a"
+    assert tasks["a"].sessions
+    assert tasks["b"].merge_sha
+    text = await cli(opencode_server, "status", "cli-kill", "--repo", str(git_repo))
+    assert "Run cli-kill: stopped" in text.stdout, _show(text)
+    assert re.search(r"\bb\s.*merged", text.stdout), _show(text)
+    assert "langgraph-opencode resume cli-kill" in text.stdout
+
+    held.release()
+    resumed = await cli(opencode_server, "resume", "cli-kill", *common)
+
+    assert resumed.returncode == 0, _show(resumed)
+    assert "Run cli-kill completed: 3/3 tasks merged" in resumed.stdout
 
 
 # -- at a terminal ---------------------------------------------------------------------------

@@ -351,6 +351,35 @@ async def test_failing_check_is_reworked_with_the_feedback_and_the_check_output(
     ]
 
 
+async def test_an_approval_with_a_failing_check_is_reworked_with_the_failure_not_the_approval(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    check = 'grep -qx ok a.txt || { echo "a.txt must say ok, it says: $(cat a.txt)"; exit 1; }'
+    plan = _plan("Make a.txt say ok", _task("a", ["a.txt"], [check]))
+    approval = "Wrote a.txt as asked; nothing to change."
+    model.script(
+        worker_writes("a", {"a.txt": "draft\n"}),
+        reviewer_says(True, task_id="a", feedback=approval),
+        worker_writes("a", {"a.txt": "ok\n"}, user="needs more work"),
+        reviewer_says(True, task_id="a"),
+    )
+    events: list[dict[str, Any]] = []
+
+    report = await _run("Make a.txt say ok", git_repo, opencode_server, events, plan=plan)
+
+    assert report.status == "completed", report.to_markdown()
+    assert report.tasks[0].rounds == 1
+    (rework,) = [p for p in model.all_prompts() if "needs more work" in p]
+    assert check in rework
+    assert "(exit 1)" in rework
+    assert "a.txt must say ok, it says: draft" in rework  # the check's output
+    assert approval not in rework
+    assert "Reviewer's feedback" not in rework
+    (note,) = [e["message"] for e in events if e["kind"] == "rework"]
+    assert "1 acceptance check(s) fail" in note
+    assert approval not in note
+
+
 # -- 3. a merge conflict between parallel tasks ---------------------------------
 
 

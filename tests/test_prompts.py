@@ -75,6 +75,12 @@ CASES: dict[str, dict[str, str]] = {
         "findings": bullet_list(["src/app/config.py:12: negative prices are accepted"]),
         "check_output": CHECK_OUTPUT,
     },
+    "rework_checks": {
+        "task_id": TASK.id,
+        "title": TASK.title,
+        "failing": bullet_list(["`python -m pytest tests/test_config.py -q`"]),
+        "check_output": CHECK_OUTPUT,
+    },
     "conflict": {
         "task_id": TASK.id,
         "title": TASK.title,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,7 +11,7 @@ from pydantic import BaseModel, Field
 
 __all__ = ["RunReport", "TaskReport", "write_report"]
 
-RunStatus = Literal["completed", "partial", "failed", "interrupted"]
+RunStatus = Literal["completed", "partial", "failed", "interrupted", "running", "stopped"]
 
 
 class TaskReport(BaseModel):
@@ -35,14 +37,46 @@ class TaskReport(BaseModel):
     cost: float = 0.0
     duration_s: float = 0.0
 
+    @classmethod
+    def from_record(
+        cls, task_id: str, record: Mapping[str, Any], *, title: str = "", now: float | None = None
+    ) -> TaskReport:
+        """The report of a task from its checkpointed record (a ``TaskRecord``)."""
+        started, finished = record.get("started_at"), record.get("finished_at")
+        end = finished or (time.time() if now is None else now)
+        return cls(
+            id=task_id,
+            title=title,
+            status=record.get("status", "pending"),
+            rounds=int(record.get("round") or 0),
+            reason=record.get("reason", ""),
+            branch=record.get("branch", ""),
+            worktree=record.get("worktree", ""),
+            sessions=list(record.get("sessions") or []),
+            server=record.get("server", ""),
+            moves=int(record.get("moves") or 0),
+            commits=list(record.get("commits") or []),
+            merge_sha=record.get("merge_sha", ""),
+            checks=list(record.get("checks") or []),
+            verdict=record.get("verdict"),
+            tokens=int(record.get("tokens") or 0),
+            cost=float(record.get("cost") or 0.0),
+            duration_s=round(end - started, 3) if started else 0.0,
+        )
+
 
 class RunReport(BaseModel):
     """What a run did. JSON-serialisable (``model_dump_json()``).
 
     Attributes:
-        status: ``completed`` (every task merged), ``partial`` (some failed or
-            were blocked), ``failed`` (no plan, or nothing merged), or
-            ``interrupted`` (paused for a person: see ``interrupt``).
+        status: How a finished run ended: ``completed`` (every task merged),
+            ``partial`` (some failed or were blocked), ``failed`` (no plan, or
+            nothing merged). A run that has not finished: ``interrupted``
+            (paused for a person: see ``interrupt``), ``running`` (a process
+            drives it now), or ``stopped`` (its process ended before the run
+            did: a crash, a kill, Ctrl-C; ``resume`` continues it). Reports
+            of unfinished runs (``status --json``) list the tasks as
+            checkpointed so far.
         integration_branch: The branch holding the merged work.
         take_it: The command that brings the work into the user's branch.
         left_behind: Branches and worktrees of unmerged tasks, kept on purpose.

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from langgraph_opencode.cli import commands
 from langgraph_opencode.cli.commands import Output
+from langgraph_opencode.cli.events import STDERR
 from langgraph_opencode.cli.interactive import LeftPaused
 from langgraph_opencode.cli.parser import (
     EXIT_FAILED,
@@ -95,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = build_parser().parse_args(argv)
     as_json = bool(getattr(args, "json", False))
+    # With --json and --events -, stderr carries the JSON lines, not the progress lines.
+    quiet = as_json and getattr(args, "events", None) == STDERR
     out = Output(
-        console=TerminalConsole(stderr=as_json),
+        console=TerminalConsole(stderr=as_json, quiet=quiet),
         errors=TerminalConsole(stderr=True),
         json=as_json,
     )

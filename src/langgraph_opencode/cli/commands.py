@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from langgraph_opencode.api import aorchestrate, aresume
+from langgraph_opencode.cli.events import EventSink, event_sink
 from langgraph_opencode.cli.interactive import (
     TerminalAnswers,
     check_answer,
@@ -172,13 +173,21 @@ def _check_server_flags(args: argparse.Namespace) -> None:
 async def _with_progress(
     out: Output,
     seed: list[dict[str, Any]],
-    go: Callable[[Progress], Awaitable[RunReport]],
+    go: Callable[[Progress, EventSink], Awaitable[RunReport]],
+    events: str | None = None,
 ) -> RunReport:
+    """Run ``go`` with the progress display, and the ``--events`` file if one is given."""
     progress = Progress(out.console)
     out.progress = progress
     progress.seed(seed)
-    with progress:
-        report = await go(progress)
+    with event_sink(events) as sink, progress:
+
+        def on_event(event: dict[str, Any]) -> None:
+            if sink is not None:
+                sink(event)
+            progress.on_event(event)
+
+        report = await go(progress, on_event)
         progress.finish(report)
     if not progress.live:
         progress.print_table()
@@ -276,7 +285,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     out.resume = resume_command(args, run_id, str(repo.root))
     out.console.print(f"[bold]Run[/bold] {escape(run_id)} in {escape(str(repo.root))}")
 
-    async def go(progress: Progress) -> RunReport:
+    async def go(progress: Progress, on_event: EventSink) -> RunReport:
         return await aorchestrate(
             objective,
             repo=repo.root,
@@ -286,11 +295,11 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             server_url=args.server,
             model=args.model,
             on_interrupt=_on_interrupt(args, out, progress),
-            on_event=progress.on_event,
+            on_event=on_event,
         )
 
     seed = [t.model_dump() for t in plan.tasks] if plan else []
-    return _finish(await _with_progress(out, seed, go), out)
+    return _finish(await _with_progress(out, seed, go, args.events), out)
 
 
 # -- resume ----------------------------------------------------------------------------
@@ -325,10 +334,10 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
         check_answer(info.interrupt, answer)
     if info.state == "paused" and answer is None and not args.yes and not sys.stdin.isatty():
         # Nobody to ask: leave it paused and say how to answer.
-        return _finish(_paused_report(info, repo), out)
+        return _finish(info.unfinished_report(), out)
     out.console.print(f"[bold]Resuming[/bold] {escape(info.run_id)} in {escape(str(repo.root))}")
 
-    async def go(progress: Progress) -> RunReport:
+    async def go(progress: Progress, on_event: EventSink) -> RunReport:
         return await aresume(
             info.run_id,
             repo=repo.root,
@@ -337,24 +346,14 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
             server_url=args.server,
             model=args.model,
             on_interrupt=_on_interrupt(args, out, progress),
-            on_event=progress.on_event,
+            on_event=on_event,
         )
 
-    return _finish(await _with_progress(out, _seed_of(info), go), out)
+    return _finish(await _with_progress(out, _seed_of(info), go, args.events), out)
 
 
 def _seed_of(info: RunInfo) -> list[dict[str, Any]]:
     return [{"id": task_id} for task_id in info.tasks]
-
-
-def _paused_report(info: RunInfo, repo: Repo) -> RunReport:
-    return RunReport(
-        run_id=info.run_id,
-        objective=info.objective,
-        repo=str(repo.root),
-        status="interrupted",
-        interrupt=info.interrupt,
-    )
 
 
 async def abort_sessions(out: Output, args: argparse.Namespace) -> int:
@@ -419,7 +418,7 @@ async def status(args: argparse.Namespace, out: Output) -> int:
         console.print(text, markup=False, highlight=False, end="")
         return EXIT_OK
     if out.json:
-        sys.stdout.write(_paused_report(info, repo).model_dump_json(indent=2) + "\n")
+        sys.stdout.write(info.unfinished_report().model_dump_json(indent=2) + "\n")
         return EXIT_OK
     console.print(f"[bold]Run {escape(info.run_id)}[/bold]: {info.state}")
     console.print(f"> {info.objective[:500]}", markup=False, highlight=False)

@@ -247,6 +247,16 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _output_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output for scripts")
+    group.add_argument(
+        "--events",
+        metavar="FILE",
+        help="write each progress event as a JSON line to FILE as it happens ('-': stderr; "
+        "with --json the progress lines are then left out)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``langgraph-opencode`` argument parser."""
     parser = _Parser(
@@ -280,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _connection_flags(run)
     _setting_flags(run)
+    _output_flags(run)
     plan = run.add_argument_group("plan")
     plan.add_argument(
         "--plan", metavar="FILE", help="a YAML or JSON plan to use (skips the planner)"
@@ -297,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_id", metavar="RUN_ID")
     _connection_flags(resume)
     _setting_flags(resume)
+    _output_flags(resume)
     resume.add_argument(
         "--answer",
         metavar="JSON_OR_WORD",

@@ -18,7 +18,7 @@ from langgraph_opencode.checkpoints import (
 )
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
-from langgraph_opencode.report import RunReport
+from langgraph_opencode.report import RunReport, RunStatus, TaskReport
 from langgraph_opencode.run_host import run_holder
 from langgraph_opencode.tools.git import Repo
 
@@ -45,7 +45,36 @@ class RunInfo:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     planner_session: str = ""
     integration_branch: str = ""
+    base_commit: str = ""
     cost: float = 0.0
+    error: str = ""
+    titles: dict[str, str] = field(default_factory=dict)
+    """Task titles from the plan."""
+
+    def unfinished_report(self) -> RunReport:
+        """The report of a run that has not finished: its tasks as checkpointed so far."""
+        tasks = [
+            TaskReport.from_record(task_id, record, title=self.titles.get(task_id, ""))
+            for task_id, record in self.tasks.items()
+        ]
+        status: RunStatus = (
+            "interrupted"
+            if self.state == "paused"
+            else ("running" if self.state == "running" else "stopped")
+        )
+        return RunReport(
+            run_id=self.run_id,
+            objective=self.objective,
+            repo=self.repo,
+            status=status,
+            integration_branch=self.integration_branch,
+            base_commit=self.base_commit,
+            tasks=tasks,
+            tokens=sum(t.tokens for t in tasks),
+            cost=round(self.cost, 6),
+            error=self.error,
+            interrupt=self.interrupt,
+        )
 
     def sessions(self) -> list[tuple[str, str, str]]:
         """``(session id, directory, server)`` of the sessions that may still be running.
@@ -77,7 +106,7 @@ async def open_graph(repo: Repo) -> AsyncIterator[Any | None]:
         yield compile_graph(saver)
 
 
-async def _info(graph: Any, run_id: str, repo: Repo) -> RunInfo | None:
+async def _info(graph: Any, repo: Repo, run_id: str) -> RunInfo | None:
     config: RunnableConfig = {"configurable": {"thread_id": run_id}}
     snapshot = await graph.aget_state(config)
     values: dict[str, Any] = snapshot.values or {}
@@ -95,6 +124,7 @@ async def _info(graph: Any, run_id: str, repo: Repo) -> RunInfo | None:
         state = "finished"
     else:
         state = "stopped"
+    plan = values.get("plan") or {}
     return RunInfo(
         run_id=run_id,
         state=state,
@@ -107,7 +137,10 @@ async def _info(graph: Any, run_id: str, repo: Repo) -> RunInfo | None:
         tasks=dict(values.get("tasks") or {}),
         planner_session=str(values.get("planner_session", "")),
         integration_branch=str(values.get("integration_branch", "")),
+        base_commit=str(values.get("base_commit", "")),
         cost=float(values.get("cost") or 0.0),
+        error=str(values.get("error", "")),
+        titles={str(t.get("id")): str(t.get("title", "")) for t in plan.get("tasks") or []},
     )
 
 
@@ -120,7 +153,7 @@ async def list_runs(repo: Repo) -> list[RunInfo]:
         runs = [
             info
             for t in await run_ids(graph.checkpointer)
-            if (info := await _info(graph, t, repo)) is not None
+            if (info := await _info(graph, repo, t)) is not None
             and (not shared or info.repo == str(repo.root))
         ]
     return sorted(runs, key=lambda r: (r.started_at or 0.0, r.run_id), reverse=True)
@@ -138,7 +171,7 @@ async def load_run(repo: Repo, run_id: str | None) -> RunInfo:
             raise ConfigurationError(f"no runs are recorded for {repo.root}")
         return runs[0]
     async with open_graph(repo) as graph:
-        info = await _info(graph, run_id, repo) if graph is not None else None
+        info = await _info(graph, repo, run_id) if graph is not None else None
     if info is None:
         raise ConfigurationError(
             f"no run {run_id!r} is recorded for {repo.root}; "

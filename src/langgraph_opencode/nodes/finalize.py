@@ -60,27 +60,7 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     titles = {t.id: t.title for t in plan.tasks} if plan else {}
     now = time.time()
     tasks = [
-        TaskReport(
-            id=task_id,
-            title=titles.get(task_id, ""),
-            status=record.get("status", "pending"),
-            rounds=int(record.get("round") or 0),
-            reason=record.get("reason", ""),
-            branch=record.get("branch", ""),
-            worktree=record.get("worktree", ""),
-            sessions=list(record.get("sessions") or []),
-            server=record.get("server", ""),
-            moves=int(record.get("moves") or 0),
-            commits=list(record.get("commits") or []),
-            merge_sha=record.get("merge_sha", ""),
-            checks=list(record.get("checks") or []),
-            verdict=record.get("verdict"),
-            tokens=int(record.get("tokens") or 0),
-            cost=float(record.get("cost") or 0.0),
-            duration_s=round((record.get("finished_at") or now) - record["started_at"], 3)
-            if record.get("started_at")
-            else 0.0,
-        )
+        TaskReport.from_record(task_id, record, title=titles.get(task_id, ""), now=now)
         for task_id, record in records.items()
     ]
     left_behind: list[str] = []

@@ -12,9 +12,12 @@ For each task whose prompt has ended:
   least loaded server that answers (a worker gets its task again with a note
   to carry on from the worktree);
 * a verdict that approves, with every check passing, makes the task
-  ``approved`` (merging is the next node's job); anything else sends the
-  feedback back to the same worker session as rework, up to
-  ``max_rework_rounds``, after which the task fails with its reason.
+  ``approved`` (merging is the next node's job); anything else sends the task
+  back to the same worker session as rework, up to ``max_rework_rounds``,
+  after which the task fails with its reason. A rejection's rework quotes the
+  verdict's feedback and findings; when the verdict approves (``approved`` is
+  true) but checks fail, the rework names the failing checks and their output
+  and quotes nothing of the approval.
 """
 
 from __future__ import annotations
@@ -256,7 +259,7 @@ class _Reviewer:
         if not self.settings.review:
             if passed == len(checks):
                 return TaskRecord(**update, status="approved", job=None)
-            return self.rework(task, {**record, **update}, "Acceptance checks failed.", [])
+            return self.rework(task, {**record, **update}, None, [])
         # The diff is not kept in the state: ``send`` fills it in from git.
         text = render(
             "reviewer",
@@ -304,35 +307,58 @@ class _Reviewer:
         if verdict.approved and checks_pass:
             self.note("approved", verdict.feedback or "approved", task.id)
             return TaskRecord(id=task.id, status="approved", verdict=verdict.model_dump(), job=None)
+        judged: TaskRecord = {**record, "verdict": verdict.model_dump()}
+        if verdict.approved:
+            # Only the checks hold it back: an approval's summary is no feedback.
+            return self.rework(task, judged, None, [])
         feedback = verdict.feedback or (
             "The acceptance checks must pass." if not checks_pass else ""
         )
-        return self.rework(
-            task, {**record, "verdict": verdict.model_dump()}, feedback, verdict.findings
-        )
+        return self.rework(task, judged, feedback, verdict.findings)
 
     def rework(
-        self, task: Task, record: TaskRecord, feedback: str, findings: list[str]
+        self, task: Task, record: TaskRecord, feedback: str | None, findings: list[str]
     ) -> TaskRecord:
+        """Send the task back to its worker, or fail it when out of rounds.
+
+        ``feedback`` is what must change (a rejection's feedback, conflict
+        markers left); ``None`` when only the failing checks hold the change
+        back, so the worker is told what failed and nothing else.
+        """
         rounds = int(record.get("round") or 0)
         checks = record.get("checks") or []
+        failing = [c["command"] for c in checks if not c["passed"]]
+        checks_only = feedback is None
+        if feedback is None:
+            feedback = f"{len(failing)} acceptance check(s) fail: " + ", ".join(
+                f"`{command}`" for command in failing
+            )
         if rounds >= self.settings.max_rework_rounds:
-            failing = [c["command"] for c in checks if not c["passed"]]
             reason = f"not accepted after {rounds} rework round(s): {feedback}" + (
-                f" (failing checks: {', '.join(failing)})" if failing else ""
+                f" (failing checks: {', '.join(failing)})" if failing and not checks_only else ""
             )
             self.note("failed", reason, task.id)
             return TaskRecord(
                 **_failed(task.id, reason), verdict=record.get("verdict"), checks=checks
             )
-        text = render(
-            "rework",
-            task_id=task.id,
-            title=task.title,
-            feedback=feedback or "(none)",
-            findings=bullet_list(findings),
-            check_output=_check_report(checks, failing_only=True),
-        )
+        check_output = _check_report(checks, failing_only=True)
+        if checks_only:
+            text = render(
+                "rework_checks",
+                task_id=task.id,
+                title=task.title,
+                failing=bullet_list(f"`{command}`" for command in failing),
+                check_output=check_output,
+            )
+        else:
+            text = render(
+                "rework",
+                task_id=task.id,
+                title=task.title,
+                feedback=feedback or "(none)",
+                findings=bullet_list(findings),
+                check_output=check_output,
+            )
         self.note("rework", f"round {rounds + 1}: {feedback}", task.id)
         return TaskRecord(
             id=task.id,

@@ -20,7 +20,8 @@ Templates:
 
 * ``planner``, ``planner_retry``: objective to plan, and the retry after an
   invalid plan;
-* ``worker``, ``rework``, ``conflict``: what a worker session is asked;
+* ``worker``, ``rework``, ``rework_checks``, ``conflict``: what a worker session is
+  asked;
 * ``reviewer``: the review of one task's change;
 * ``planner_agent``, ``reviewer_agent``: system prompts of the read-only agents
   (no placeholders).

@@ -56,6 +56,7 @@ from langgraph_opencode.tools.opencode.binary import (
 __all__ = [
     "BINARY_ENV_VAR",
     "DEFAULT_USERNAME",
+    "OFFLINE_VARS",
     "OPENCODE_VERSION",
     "LogLevel",
     "OpenCodeServer",
@@ -89,6 +90,20 @@ _USER_STATE_VARS = (
 _AUTH_VARS = ("OPENCODE_SERVER_PASSWORD", "OPENCODE_SERVER_USERNAME")
 _RUNTIME_FILE = "runtime.json"
 _KEEPER = Path(__file__).with_name("_keeper.py")
+OFFLINE_VARS = (
+    "OPENCODE_DISABLE_MODELS_FETCH",
+    "OPENCODE_DISABLE_LSP_DOWNLOAD",
+    "OPENCODE_DISABLE_DEFAULT_PLUGINS",
+    "OPENCODE_DISABLE_SHARE",
+    "OPENCODE_DISABLE_CLAUDE_CODE",
+    "OPENCODE_DISABLE_EXTERNAL_SKILLS",
+)
+"""Set to ``1`` for an isolated server: no fetch of the models.dev catalogue
+(``https://models.opencode.ai/api.json``, at start and hourly), no language
+server downloads, no built-in plugins, no sharing, and none of the user's
+``~/.claude/CLAUDE.md``, Claude Code skills or other external skills in the
+prompts. Each was read in the source of opencode-ai 1.18.33; ``env=`` can
+override them."""
 _XDG_DIRS = {
     "XDG_DATA_HOME": "data",
     "XDG_CONFIG_HOME": "config",
@@ -216,7 +231,8 @@ class OpenCodeServer:
                 cache and state directories (and ignore inherited
                 ``OPENCODE_CONFIG*``, ``OPENCODE_DB`` and
                 ``OPENCODE_AUTH_CONTENT``), so it sees neither the user's
-                OpenCode config nor their provider credentials. For tests and
+                OpenCode config nor their provider credentials, and set
+                [`OFFLINE_VARS`][] so it stays off the network. For tests and
                 offline demos. The directories are removed on [`close`][].
             log_path: File that receives the server's stdout and stderr
                 (appended to, kept afterwards). By default a file in a
@@ -546,6 +562,7 @@ class OpenCodeServer:
                 env.pop(name, None)
             for var, name in _XDG_DIRS.items():
                 env[var] = str(root / name)
+            env.update(dict.fromkeys(OFFLINE_VARS, "1"))
         if self._config_json is not None:
             env["OPENCODE_CONFIG_CONTENT"] = self._config_json
         env["OPENCODE_DISABLE_AUTOUPDATE"] = "1"
