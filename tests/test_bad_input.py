@@ -235,6 +235,51 @@ async def test_a_wrong_password_is_reported_before_the_run_starts(
     assert snapshot(dirty_repo) == before
 
 
+async def test_a_later_run_uses_its_own_password_not_one_an_earlier_run_was_given(
+    opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    plan = one_task_plan("a")
+    paused = await aorchestrate(
+        "first",
+        repo=git_repo,
+        plan=plan,
+        run_id="with-password",
+        server_url=opencode_server.url,
+        password=opencode_server.password,
+        settings=RunSettings(approve_plan=True),
+    )
+    assert paused.status == "interrupted"
+
+    with pytest.raises(AuthenticationError, match=r"\$LGOC_NOT_SET_71, which is not set"):
+        await aorchestrate(
+            "second",
+            repo=git_repo,
+            plan=plan,
+            run_id="without-password",
+            server_url=opencode_server.url,
+            settings=RunSettings(password_env="LGOC_NOT_SET_71"),
+        )
+
+
+async def test_an_unset_password_variable_is_named_as_unset(
+    opencode_server: OpenCodeServer, dirty_repo: Path
+) -> None:
+    before = snapshot(dirty_repo)
+    result = await cli(
+        "run",
+        "x",
+        "--repo",
+        str(dirty_repo),
+        "--server",
+        opencode_server.url,
+        "--password-env",
+        "LGOC_NOT_SET_72",
+    )
+    assert result.returncode == 2, _show(result)
+    assert "$LGOC_NOT_SET_72, which is not set" in result.stderr, _show(result)
+    assert snapshot(dirty_repo) == before
+
+
 async def test_a_missing_opencode_binary_says_how_to_install_it(
     dirty_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

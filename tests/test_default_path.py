@@ -130,6 +130,45 @@ def _plan_file(tmp_path: Path, plan: dict[str, Any]) -> Path:
     return path
 
 
+def _held_worker(task_id: str, hold: Hang) -> Conversation:
+    """A worker that waits on ``hold``, then writes ``<task_id>.txt`` and says it is done."""
+    return Conversation(
+        hold,
+        ToolCall.write(f"{task_id}.txt", f"{task_id}\n"),
+        Step(Text(f"Task {task_id} done."), after_tool="write"),
+        user=task_prompt(task_id),
+        name=f"worker {task_id} (held)",
+    )
+
+
+async def _stop_when(
+    process: asyncio.subprocess.Process, ready: Callable[[], bool], sig: int = signal.SIGKILL
+) -> str:
+    """Send ``sig`` to the CLI once ``ready()`` (blocking) is true; return what it printed."""
+    try:
+        assert await asyncio.to_thread(ready), "the CLI never got there"
+        process.send_signal(sig)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return stdout.decode() + stderr.decode()
+
+
+def _wait_for_file(path: Path) -> bool:
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _hanging(hold: Hang) -> Callable[[], bool]:
+    return lambda: hold.wait_until_hanging(TIMEOUT)
+
+
 def _no_moves(output: str) -> None:
     assert "server_lost" not in output, output
     assert "went away" not in output, output
@@ -209,19 +248,7 @@ async def test_ctrl_c_then_resume_three_times_keeps_the_server_and_every_session
     user = User(tmp_path / "home", git_repo, model)
     ids = ["a", "b", "c"]
     holds = {task_id: Hang(then=None) for task_id in ids}
-    model.script(
-        *[
-            Conversation(
-                holds[task_id],
-                ToolCall.write(f"{task_id}.txt", f"{task_id}\n"),
-                Step(Text(f"Task {task_id} done."), after_tool="write"),
-                user=task_prompt(task_id),
-                name=f"worker {task_id} (held)",
-            )
-            for task_id in ids
-        ],
-        reviewer_says(repeat=True),
-    )
+    model.script(*[_held_worker(t, holds[t]) for t in ids], reviewer_says(repeat=True))
     plan = str(_plan_file(tmp_path, independent_plan(ids)))
     url = None
     outputs = []
@@ -232,15 +259,7 @@ async def test_ctrl_c_then_resume_three_times_keeps_the_server_and_every_session
             else ["resume", "ctrlc", "--max-parallel", "1"]
         )
         process = await user.start(*args)
-        try:
-            assert await asyncio.to_thread(holds[task_id].wait_until_hanging, TIMEOUT)
-            process.send_signal(signal.SIGINT)
-            stdout, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        output = stdout.decode() + stderr.decode()
+        output = await _stop_when(process, _hanging(holds[task_id]), signal.SIGINT)
         assert process.returncode == 130, output
         assert "langgraph-opencode resume ctrlc" in output, output
         runtime = user.runtime("ctrlc")
@@ -308,26 +327,10 @@ async def test_sigkill_mid_turn_then_resume_adopts_the_server_and_reads_the_fini
 ) -> None:
     user = User(tmp_path / "home", git_repo, model)
     hold = Hang(then=None)
-    model.script(
-        Conversation(
-            hold,
-            ToolCall.write("a.txt", "a\n"),
-            Step(Text("Task a done."), after_tool="write"),
-            user=task_prompt("a"),
-            name="worker a (held)",
-        ),
-        reviewer_says(repeat=True),
-    )
+    model.script(_held_worker("a", hold), reviewer_says(repeat=True))
     plan = str(_plan_file(tmp_path, independent_plan(["a"])))
     process = await user.start("run", "one file", "--plan", plan, "--run-id", "kill")
-    try:
-        assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
-        process.kill()  # SIGKILL: no clean-up at all
-        await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    await _stop_when(process, _hanging(hold))
     runtime = user.runtime("kill")
     assert runtime is not None
     assert _alive(runtime["pid"])
@@ -360,14 +363,7 @@ async def test_a_server_left_by_a_killed_orchestrator_stops_after_the_linger_tim
     process = await user.start(
         "run", "one file", "--plan", plan, "--run-id", "linger", "--embedded-linger", "2"
     )
-    try:
-        assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
-        process.kill()
-        await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    await _stop_when(process, _hanging(hold))
     runtime = user.runtime("linger")
     assert runtime is not None
     assert _group_alive(runtime["pid"]), "it should outlive the kill"
@@ -387,16 +383,7 @@ async def test_a_second_driver_of_a_run_is_refused_naming_the_holder(
 ) -> None:
     user = User(tmp_path / "home", git_repo, model)
     hold = Hang(then=None)
-    model.script(
-        Conversation(
-            hold,
-            ToolCall.write("a.txt", "a\n"),
-            Step(Text("Task a done."), after_tool="write"),
-            user=task_prompt("a"),
-            name="worker a (held)",
-        ),
-        reviewer_says(repeat=True),
-    )
+    model.script(_held_worker("a", hold), reviewer_says(repeat=True))
     plan = str(_plan_file(tmp_path, independent_plan(["a"])))
     first = await user.start("run", "one file", "--plan", plan, "--run-id", "one")
     try:
@@ -512,3 +499,30 @@ async def test_an_answer_to_a_request_that_died_with_the_server_is_given_when_it
     report = user.report("died")
     assert report.tasks[0].moves == 0
     assert git(git_repo, "show", f"{report.integration_branch}:asked.txt") == "asked\n"
+
+
+async def test_a_run_killed_before_its_first_checkpoint_says_how_to_start_it_again(
+    model: ScriptedModelServer, git_repo: Path, tmp_path: Path
+) -> None:
+    user = User(tmp_path / "home", git_repo, model)
+    started = tmp_path / "started"
+    hanging = tmp_path / "hanging-opencode"
+    hanging.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 600\n")
+    hanging.chmod(0o755)
+    real_env = dict(user.env)
+    user.env["LANGGRAPH_OPENCODE_BINARY"] = str(hanging)  # never becomes healthy
+    plan = str(_plan_file(tmp_path, independent_plan(["a"])))
+    process = await user.start(
+        "run", "one file", "--plan", plan, "--run-id", "early", "--embedded-linger", "1"
+    )
+    await _stop_when(process, lambda: _wait_for_file(started))
+    user.env = real_env
+
+    resumed = await user.cli("resume", "early")
+
+    assert resumed.returncode == 2, _show(resumed)
+    assert "stopped before its first checkpoint" in resumed.stderr, _show(resumed)
+    assert "--run-id early" in resumed.stderr, _show(resumed)
+    model.script(worker_writes("a", {"a.txt": "a\n"}), reviewer_says(repeat=True))
+    again = await user.cli("run", "one file", "--plan", plan, "--run-id", "early")
+    assert again.returncode == 0, _show(again)

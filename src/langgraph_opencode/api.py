@@ -35,7 +35,7 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport
-from langgraph_opencode.run_host import EmbeddedServer, embedded_server, hold_run
+from langgraph_opencode.run_host import EmbeddedServer, embedded_server, hold_run, unrecorded
 from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import build_config
@@ -220,7 +220,7 @@ def _own_settings(settings: RunSettings | None) -> RunSettings:
     return dataclasses.replace(settings)  # validated again by __post_init__
 
 
-def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, existed: bool) -> None:
+def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, run_dir: Path) -> None:
     """Refuse to start a run that exists, or to resume one that does not."""
     if new and snapshot.values:
         raise ConfigurationError(
@@ -230,15 +230,7 @@ def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, exist
     if new:
         return
     if not snapshot.values:
-        if existed:
-            raise ConfigurationError(
-                f"run {run_id!r} was stopped before its first checkpoint, so nothing of it is "
-                f"recorded; start it again with `langgraph-opencode run ... --run-id {run_id}`"
-            )
-        raise ConfigurationError(
-            f"no run {run_id!r} is recorded for {root}; "
-            "`langgraph-opencode runs` lists the runs of a repository"
-        )
+        raise unrecorded(run_id, root, run_dir)
     recorded = str(snapshot.values.get("repo") or "")
     if recorded and Path(recorded) != root:
         raise ConfigurationError(
@@ -268,7 +260,7 @@ async def _driving(
     async with _checkpointer(git_repo, checkpointer) as saver:
         graph = compile_graph(saver)
         snapshot = await graph.aget_state(config)
-        _refuse_snapshot(snapshot, run_id, git_repo.root, new=new, existed=existed)
+        _refuse_snapshot(snapshot, run_id, git_repo.root, new=new, run_dir=run_dir)
         try:
             async with (
                 hold_run(run_dir, run_id),

@@ -34,7 +34,14 @@ from langgraph_opencode.errors import ConfigurationError, RunHeldError
 from langgraph_opencode.tools.lockfile import LockFile, LockHeld, describe, holder
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
-__all__ = ["STARTUP_TIMEOUT_ENV", "EmbeddedServer", "embedded_server", "hold_run", "run_holder"]
+__all__ = [
+    "STARTUP_TIMEOUT_ENV",
+    "EmbeddedServer",
+    "embedded_server",
+    "hold_run",
+    "run_holder",
+    "unrecorded",
+]
 
 _LOCK = "lock"
 _SERVER = "server"
@@ -54,6 +61,19 @@ def _startup_timeout() -> float:
             f"${STARTUP_TIMEOUT_ENV} must be a number of seconds greater than 0, got {value!r}"
         )
     return seconds
+
+
+def unrecorded(run_id: str, root: Path, run_dir: Path) -> ConfigurationError:
+    """The error for a run id with no checkpoint: never started, or stopped before its first."""
+    if run_dir.exists():
+        return ConfigurationError(
+            f"run {run_id!r} was stopped before its first checkpoint, so nothing of it is "
+            f"recorded; start it again with `langgraph-opencode run ... --run-id {run_id}`"
+        )
+    return ConfigurationError(
+        f"no run {run_id!r} is recorded for {root}; "
+        "`langgraph-opencode runs` lists the runs of a repository"
+    )
 
 
 def run_holder(run_dir: Path) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from langgraph_opencode.errors import (
     LangGraphOpenCodeError,
     OpenCodeConnectionError,
 )
+from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.tools.git import Repo
 
 __all__ = [
@@ -77,7 +78,12 @@ def _interrupted(args: argparse.Namespace, out: Output) -> int:
     console.print("    " + shlex.join(out.resume), markup=False, highlight=False, soft_wrap=True)
     server = getattr(args, "server", None)
     if not server:
-        console.print("The embedded OpenCode server stopped with it, ending its sessions.")
+        linger = getattr(args, "embedded_linger", None) or RunSettings().embedded_linger
+        console.print(
+            "Its sessions go on in the run's OpenCode server, which keeps running for "
+            f"{linger:g} s without a command driving the run; a resume in that time picks "
+            "up their results (after it, they are prompted again where they stopped)."
+        )
     elif getattr(args, "abort_on_interrupt", False):
         try:
             count = asyncio.run(commands.abort_sessions(out, args))

@@ -19,7 +19,7 @@ from langgraph_opencode.checkpoints import (
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.report import RunReport, RunStatus, TaskReport
-from langgraph_opencode.run_host import run_holder
+from langgraph_opencode.run_host import run_holder, unrecorded
 from langgraph_opencode.tools.git import Repo
 
 __all__ = ["RunInfo", "RunState", "list_runs", "load_run", "open_graph"]
@@ -173,8 +173,5 @@ async def load_run(repo: Repo, run_id: str | None) -> RunInfo:
     async with open_graph(repo) as graph:
         info = await _info(graph, repo, run_id) if graph is not None else None
     if info is None:
-        raise ConfigurationError(
-            f"no run {run_id!r} is recorded for {repo.root}; "
-            "`langgraph-opencode runs` lists the runs of a repository"
-        )
+        raise unrecorded(run_id, repo.root, repo.run(run_id).run_dir)
     return info
