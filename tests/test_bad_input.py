@@ -505,11 +505,18 @@ async def test_a_branch_in_the_way_of_the_runs_branches_is_named_up_front(
 
 
 def _read_only_dir(tmp_path: Path) -> str:
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only directories")
     where = tmp_path / "read-only"
     where.mkdir(mode=0o555)
+    if os.geteuid() == 0:
+        # Root writes into any mode; not into an immutable directory.
+        subprocess.run(["chattr", "+i", str(where)], check=True)
     return str(where / "x.sqlite")
+
+
+def _writable_again(tmp_path: Path) -> None:
+    where = tmp_path / "read-only"
+    if where.exists() and os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(where)], check=True)
 
 
 CHECKPOINT_CASES: dict[str, tuple[Callable[[Path], str], str]] = {
@@ -525,10 +532,19 @@ CHECKPOINT_CASES: dict[str, tuple[Callable[[Path], str], str]] = {
 
 @pytest.mark.parametrize("case", sorted(CHECKPOINT_CASES))
 async def test_an_unwritable_checkpoint_path_is_named_with_what_to_do(
-    case: str, dirty_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: str, dirty_repo: Path, tmp_path: Path
 ) -> None:
     make, message = CHECKPOINT_CASES[case]
     path = make(tmp_path)
+    try:
+        await _refused_checkpoint_path(path, message, dirty_repo, tmp_path)
+    finally:
+        _writable_again(tmp_path)
+
+
+async def _refused_checkpoint_path(
+    path: str, message: str, dirty_repo: Path, tmp_path: Path
+) -> None:
     before = snapshot(dirty_repo)
     listed = sorted(os.listdir(tmp_path))
     with pytest.raises(ConfigurationError, match="cannot write the checkpoint file") as info:

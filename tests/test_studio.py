@@ -273,5 +273,5 @@ def test_the_drawing_in_the_architecture_doc_is_the_graphs_own() -> None:
     # `python -m langgraph_opencode.graph.studio --write docs/architecture.md`.
     assert with_mermaid(document) == document
     nodes = [node for node in graph.nodes if not node.startswith("__")]
-    assert len(nodes) == 10
+    assert len(nodes) == 11
     assert [node for node in nodes if f"\n| `{node}` |" not in document] == []  # all described
