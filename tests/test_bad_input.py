@@ -462,6 +462,7 @@ async def test_new_input_on_a_thread_that_holds_a_run_is_refused_not_mixed(
     state = (await graph.aget_state(config)).values
     assert state["objective"] == "first"
     assert state["run_id"] == before.values["run_id"]
+    assert state["plan"] == before.values["plan"]  # the run's own plan, not the new input's
     assert git(git_repo, "branch", "--list", "lgoc/*").count("integration") == 1
 
 

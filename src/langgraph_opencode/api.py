@@ -62,7 +62,9 @@ def _plan_input(
 def _given_servers(settings: RunSettings, server_url: str | Sequence[str] | None) -> list[str]:
     """The URLs given to the API first, then the settings' servers, without repeats."""
     given = [server_url] if isinstance(server_url, str) else list(server_url or [])
-    return list(dict.fromkeys(url.rstrip("/") for url in [*given, *settings.servers()] if url))
+    # An embedded server's URL is no server to give: a run starts or adopts its own.
+    configured = [*([] if settings.embedded else [settings.server_url]), *settings.server_urls]
+    return list(dict.fromkeys(url.rstrip("/") for url in [*given, *configured] if url))
 
 
 @dataclass
@@ -114,7 +116,7 @@ async def _server(
         register_server(url, embedded.server.password)
         settings.server_url, settings.embedded = url, True
         if on_event is not None:
-            how = "adopted (it kept running meanwhile)" if embedded.adopted else "started"
+            how = "adopted (it kept running meanwhile)" if embedded.server.adopted else "started"
             on_event(
                 {
                     "time": time.time(),
@@ -220,7 +222,7 @@ def _own_settings(settings: RunSettings | None) -> RunSettings:
     return dataclasses.replace(settings)  # validated again by __post_init__
 
 
-def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, run_dir: Path) -> None:
+def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, existed: bool) -> None:
     """Refuse to start a run that exists, or to resume one that does not."""
     if new and snapshot.values:
         raise ConfigurationError(
@@ -230,7 +232,7 @@ def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, run_d
     if new:
         return
     if not snapshot.values:
-        raise unrecorded(run_id, root, run_dir)
+        raise unrecorded(run_id, root, existed=existed)
     recorded = str(snapshot.values.get("repo") or "")
     if recorded and Path(recorded) != root:
         raise ConfigurationError(
@@ -259,19 +261,22 @@ async def _driving(
     config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     async with _checkpointer(git_repo, checkpointer) as saver:
         graph = compile_graph(saver)
+        # A first look refuses without writing anything (not even the lock).
         snapshot = await graph.aget_state(config)
-        _refuse_snapshot(snapshot, run_id, git_repo.root, new=new, run_dir=run_dir)
-        try:
-            async with (
-                hold_run(run_dir, run_id),
-                _server(settings, run_dir=run_dir, **server) as live,
-            ):
-                await _check_models(live.settings, git_repo, server.get("model"))
-                yield graph, config, live, snapshot
-        except BaseException:
-            if not existed and not (await graph.aget_state(config)).values:
-                await asyncio.to_thread(shutil.rmtree, run_dir, ignore_errors=True)
-            raise
+        _refuse_snapshot(snapshot, run_id, git_repo.root, new=new, existed=existed)
+        async with hold_run(run_dir, run_id):
+            try:
+                # What the run is now that no other process can move it on.
+                snapshot = await graph.aget_state(config)
+                _refuse_snapshot(snapshot, run_id, git_repo.root, new=new, existed=existed)
+                async with _server(settings, run_dir=run_dir, **server) as live:
+                    await _check_models(live.settings, git_repo, server.get("model"))
+                    yield graph, config, live, snapshot
+            except BaseException:
+                # Still holding the lock: nobody else uses the directory made for it.
+                if not existed and not (await graph.aget_state(config)).values:
+                    await asyncio.to_thread(shutil.rmtree, run_dir, ignore_errors=True)
+                raise
 
 
 async def _drive_and_keep(

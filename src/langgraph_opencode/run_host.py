@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "STARTUP_TIMEOUT_ENV",
     "EmbeddedServer",
     "embedded_server",
+    "held_error",
     "hold_run",
     "run_holder",
     "unrecorded",
@@ -45,6 +47,8 @@ __all__ = [
 
 _LOCK = "lock"
 _SERVER = "server"
+_LOCK_WAIT = 2.0
+"""How long a run's lock is tried (a look at it by a keeper holds it for a moment)."""
 STARTUP_TIMEOUT_ENV = "LANGGRAPH_OPENCODE_STARTUP_TIMEOUT"
 """Seconds the embedded server may take to become healthy (default 120: a hang guard; it
 takes about 2 s on a quiet machine, much longer on a loaded one)."""
@@ -63,9 +67,15 @@ def _startup_timeout() -> float:
     return seconds
 
 
-def unrecorded(run_id: str, root: Path, run_dir: Path) -> ConfigurationError:
-    """The error for a run id with no checkpoint: never started, or stopped before its first."""
-    if run_dir.exists():
+def unrecorded(run_id: str, root: Path, *, existed: bool) -> ConfigurationError:
+    """The error for a run id with no checkpoint: never started, or stopped before its first.
+
+    Args:
+        run_id: The run.
+        root: Its repository.
+        existed: Whether the run's directory was there (a run stopped that early).
+    """
+    if existed:
         return ConfigurationError(
             f"run {run_id!r} was stopped before its first checkpoint, so nothing of it is "
             f"recorded; start it again with `langgraph-opencode run ... --run-id {run_id}`"
@@ -81,6 +91,15 @@ def run_holder(run_dir: Path) -> dict[str, Any] | None:
     return holder(run_dir / _LOCK)
 
 
+def held_error(run_id: str, holder: dict[str, Any]) -> RunHeldError:
+    """The error for a run that another orchestrator process drives now."""
+    return RunHeldError(
+        f"run {run_id!r} is being driven by another orchestrator ({describe(holder)}); "
+        "wait for it to finish or stop that process, then resume the run",
+        holder,
+    )
+
+
 @contextlib.asynccontextmanager
 async def hold_run(run_dir: Path, run_id: str) -> AsyncIterator[None]:
     """Hold the run's lock while the block runs.
@@ -89,16 +108,20 @@ async def hold_run(run_dir: Path, run_id: str) -> AsyncIterator[None]:
         RunHeldError: Another orchestrator process drives the run.
     """
     lock = LockFile(run_dir / _LOCK)
+    info = {"program": Path(sys.argv[0]).name if sys.argv else ""}
+    deadline = time.monotonic() + _LOCK_WAIT
     try:
-        await asyncio.to_thread(
-            lock.acquire, {"program": Path(sys.argv[0]).name if sys.argv else ""}
-        )
+        while True:
+            # Non-blocking tries in this task: a cancellation cannot leave the lock taken.
+            try:
+                lock.acquire(info, wait=0)
+                break
+            except LockHeld:
+                if time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.05)
     except LockHeld as exc:
-        raise RunHeldError(
-            f"run {run_id!r} is being driven by another orchestrator ({describe(exc.holder)}); "
-            "wait for it to finish or stop that process, then resume the run",
-            exc.holder,
-        ) from None
+        raise held_error(run_id, exc.holder) from None
     try:
         yield
     finally:
@@ -110,14 +133,12 @@ class EmbeddedServer:
     """The run's embedded server, as one orchestrator process sees it.
 
     Attributes:
-        server: The server.
-        adopted: Whether it was running already (started by an earlier process).
+        server: The server (``server.adopted``: it was running already).
         keep: Leave it running when the block ends (its keeper stops it after
             the linger time unless a resume adopts it); otherwise it stops.
     """
 
     server: OpenCodeServer
-    adopted: bool
     keep: bool = False
 
 
@@ -140,7 +161,6 @@ async def embedded_server(
     """
     home, lock = run_dir / _SERVER, run_dir / _LOCK
     server = await OpenCodeServer.adopt(home, keep_while=lock, linger=linger)
-    adopted = server is not None
     if server is None:
         server = OpenCodeServer(
             config=config,
@@ -151,7 +171,9 @@ async def embedded_server(
             startup_timeout=_startup_timeout(),
         )
         await server.start()
-    embedded = EmbeddedServer(server=server, adopted=adopted)
+    # An adopted server may run turns of the run: it is left running unless the
+    # run ends; a new one stops unless the run gets under way.
+    embedded = EmbeddedServer(server=server, keep=server.adopted)
     try:
         yield embedded
     finally:

@@ -36,12 +36,13 @@ from langgraph_opencode.cli.parser import (
 )
 from langgraph_opencode.cli.progress import Progress, task_table
 from langgraph_opencode.cli.store import RunInfo, list_runs, load_run
-from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError, RunHeldError
+from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError
 from langgraph_opencode.graph.services import client_for
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport
+from langgraph_opencode.run_host import held_error
 from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.lockfile import describe
@@ -312,11 +313,7 @@ async def resume(args: argparse.Namespace, out: Output) -> int:
     repo = await Repo.open(args.repo)
     info = await load_run(repo, args.run_id)
     if info.holder is not None:
-        raise RunHeldError(
-            f"run {info.run_id!r} is being driven by another orchestrator "
-            f"({describe(info.holder)}); wait for it to finish or stop that process",
-            info.holder,
-        )
+        raise held_error(info.run_id, info.holder)
     waits_for_plan = bool(info.interrupt and info.interrupt.get("type") == "plan_approval")
     settings = _settings(args, approve_plan=waits_for_plan)
     out.run_id, out.repo_root = info.run_id, str(repo.root)
@@ -366,10 +363,15 @@ async def abort_sessions(out: Output, args: argparse.Namespace) -> int:
     settings = RunSettings(**_connection(args))
     primary = settings.servers()[0]
     aborted = 0
-    for url in dict.fromkeys(server or primary for _, _, server in sessions):
-        async with client_for(settings, url) as client:
+    # Sessions on servers this command was not given (the run's embedded server) are
+    # out of its reach.
+    names = [
+        n for n in dict.fromkeys(s or primary for _, _, s in sessions) if n in settings.servers()
+    ]
+    for name in names:
+        async with client_for(settings, settings.url_of(name)) as client:
             for session_id, directory, server in sessions:
-                if (server or primary) != url:
+                if (server or primary) != name:
                     continue
                 try:
                     await client.abort(session_id, directory)

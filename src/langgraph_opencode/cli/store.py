@@ -114,7 +114,11 @@ async def _info(graph: Any, repo: Repo, run_id: str) -> RunInfo | None:
         return None
     interrupts = [i.value for task in snapshot.tasks for i in task.interrupts]
     report = values.get("report")
-    held = await asyncio.to_thread(run_holder, repo.run(run_id).run_dir)
+    try:
+        run_dir = repo.run(run_id).run_dir
+    except ConfigurationError:
+        return None  # a thread of another graph in a shared store, not a run
+    held = await asyncio.to_thread(run_holder, run_dir)
     state: RunState
     if held is not None:
         state = "running"
@@ -173,5 +177,6 @@ async def load_run(repo: Repo, run_id: str | None) -> RunInfo:
     async with open_graph(repo) as graph:
         info = await _info(graph, repo, run_id) if graph is not None else None
     if info is None:
-        raise unrecorded(run_id, repo.root, repo.run(run_id).run_dir)
+        existed = await asyncio.to_thread(repo.run(run_id).run_dir.exists)
+        raise unrecorded(run_id, repo.root, existed=existed)
     return info

@@ -75,15 +75,27 @@ class Services:
 
 
 _passwords: dict[str, SecretStr] = {}
+_registrations: dict[str, int] = {}
 _services: dict[tuple[str, int, str], Services] = {}
 
 
 def register_server(url: str, password: SecretStr | None) -> None:
-    """Make an in-process server's password known to the nodes (not stored anywhere)."""
-    if password is None:
-        _passwords.pop(url.rstrip("/"), None)
+    """Make an in-process server's password known to the nodes (not stored anywhere).
+
+    ``None`` takes one registration back: runs of one process that use the same
+    server each register its password, and it stays known until the last is done.
+    """
+    url = url.rstrip("/")
+    if password is not None:
+        _passwords[url] = password
+        _registrations[url] = _registrations.get(url, 0) + 1
+        return
+    left = _registrations.get(url, 0) - 1
+    if left > 0:
+        _registrations[url] = left
     else:
-        _passwords[url.rstrip("/")] = password
+        _registrations.pop(url, None)
+        _passwords.pop(url, None)
 
 
 def client_for(

@@ -184,9 +184,9 @@ class OrchestratorState(TypedDict, total=False):
     events: Annotated[list[dict[str, Any]], _capped_log]
     """Notable events (the last 200), for progress displays and the report."""
     started_at: float
-    first_input: dict[str, Any]
-    """The run's own ``objective``, ``repo`` and ``run_id``, put back if new input
-    on the thread overwrites them (the run then refuses that input)."""
+    own_input: dict[str, Any]
+    """The run's own ``objective``, ``repo``, ``run_id`` and ``plan``, put back if
+    new input on the thread overwrites them (the run then refuses that input)."""
     refused: str
     """Why new input on this thread was refused."""
     cost: float

@@ -35,6 +35,7 @@ __all__ = [
     "server_of",
     "settings_of",
     "task_update",
+    "with_plan",
 ]
 
 CHECK_TAIL_CHARS = 2_000
@@ -51,6 +52,11 @@ async def prompt_text(state: OrchestratorState, job: PromptJob, diff_chars: int)
     diff = await (await git_run(state)).diff(task_id, max_chars=diff_chars)
     shown = code_block(diff.text + ("\n… (diff truncated)" if diff.truncated else ""), "diff")
     return job["text"].replace(DIFF_SLOT, shown if diff.text else "(no changes)")
+
+
+def with_plan(state: OrchestratorState, plan: dict[str, Any] | None) -> dict[str, Any]:
+    """The update that makes ``plan`` the run's plan, also in ``own_input`` (see the state)."""
+    return {"plan": plan, "own_input": {**(state.get("own_input") or {}), "plan": plan}}
 
 
 def settings_of(runtime: Runtime[RunSettings]) -> RunSettings:

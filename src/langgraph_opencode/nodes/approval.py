@@ -23,7 +23,7 @@ from langgraph.types import interrupt
 from langgraph_opencode.errors import ConfigurationError, PlanError
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
-from langgraph_opencode.nodes._common import event, settings_of
+from langgraph_opencode.nodes._common import event, settings_of, with_plan
 from langgraph_opencode.plan import Plan, parse_plan
 
 __all__ = ["approve_plan", "plan_decision"]
@@ -87,7 +87,7 @@ async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) 
         if decision["action"] == "reject":
             feedback = str(decision.get("feedback") or "make a better plan")
             return {
-                "plan": None,
+                **with_plan(state, None),
                 "plan_feedback": feedback,
                 "events": [event("plan", f"plan rejected: {feedback}", runtime)],
             }
@@ -97,7 +97,7 @@ async def approve_plan(state: OrchestratorState, runtime: Runtime[RunSettings]) 
             except PlanError as exc:
                 return {"plan_problems": exc.problems}
             return {
-                "plan": plan.model_dump(mode="json"),
+                **with_plan(state, plan.model_dump(mode="json")),
                 "plan_problems": [],
                 "tasks": _tasks_of(plan),
                 "events": [

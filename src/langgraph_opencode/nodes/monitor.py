@@ -538,6 +538,9 @@ class _Monitor:
                 tokens=item.base_tokens + item.outcome.tokens.total,
                 cost=round(item.base_cost + item.outcome.cost, 6),
             )
+            if item.standing and item.outcome.kind == "ok":
+                # The turn they were kept for has finished: they answer nothing later.
+                item.standing, item.standing_changed = [], True
             if item.standing_changed:
                 tasks[item.key]["answers"] = item.standing
         if waiting:

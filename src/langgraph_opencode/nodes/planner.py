@@ -19,7 +19,7 @@ from langgraph_opencode.errors import ConfigurationError, PlanError
 from langgraph_opencode.graph.services import pick_server
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState
-from langgraph_opencode.nodes._common import event, new_job, server_of, settings_of
+from langgraph_opencode.nodes._common import event, new_job, server_of, settings_of, with_plan
 from langgraph_opencode.plan import parse_plan, plan_schema
 from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.run_ids import check_run_id, new_run_id
@@ -63,7 +63,7 @@ async def refuse(state: OrchestratorState) -> dict[str, Any]:
 
 async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Check the input, name the run and make its integration branch."""
-    first = state.get("first_input")
+    first = state.get("own_input")
     if state.get("started_at") and first:
         # New input on a thread that holds a run already (LangGraph Studio or
         # Server): put back what it overwrote, and refuse it in the next step.
@@ -95,7 +95,7 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
         "integration_branch": run.integration_branch,
         "base_commit": base,
         "started_at": state.get("started_at") or time.time(),
-        "first_input": {"objective": objective, "repo": str(repo.root), "run_id": run_id},
+        "own_input": {"objective": objective, "repo": str(repo.root), "run_id": run_id},
         "plan_attempts": 0,
     }
     status = await repo.status()
@@ -121,6 +121,7 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
     else:
         update["plan"] = None
         update["plan_given"] = False
+    update["own_input"]["plan"] = update["plan"]
     update["events"] = notes
     return update
 
@@ -199,7 +200,7 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
             problems = exc.problems
         else:
             return {
-                "plan": accepted.model_dump(mode="json"),
+                **with_plan(state, accepted.model_dump(mode="json")),
                 "plan_problems": [],
                 "events": [
                     event("plan", f"the planner proposed {len(accepted.tasks)} tasks", runtime)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LockFile", "LockHeld", "holder"]
+__all__ = ["LockFile", "LockHeld", "describe", "holder"]
 
 _RETRY_INTERVAL = 0.05
 

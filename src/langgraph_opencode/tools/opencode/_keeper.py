@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType, ModuleType
+from typing import Any
 
 _PASSWORD_VAR = "OPENCODE_SERVER_PASSWORD"
 _POLL = 0.5
@@ -61,14 +62,16 @@ def _remove_runtime(path: Path) -> None:
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is not None:
-        return
-    child.terminate()
-    try:
-        child.wait(_STOP_GRACE)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+    """Stop the server and whatever it started (they share the keeper's process group)."""
+    # The keeper gets the SIGTERM too; its handler only notes it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+    if child.poll() is None:
+        try:
+            child.wait(_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _keep(args: argparse.Namespace, password: str) -> int:
@@ -82,28 +85,39 @@ def _keep(args: argparse.Namespace, password: str) -> int:
         signal.signal(sig, on_signal)
     env = {**os.environ, _PASSWORD_VAR: password}
     child = subprocess.Popen(args.command, env=env, stdin=subprocess.DEVNULL)
-    lock, runtime = Path(args.lock), Path(args.runtime)
-    unheld_since: float | None = None
+    runtime = Path(args.runtime)
     try:
-        while child.poll() is None:
-            if stopping:
-                _say(f"signal {stopping[0]}: stopping the server")
-                break
-            if holder(lock) is not None:
-                unheld_since = None
-            elif unheld_since is None:
-                unheld_since = time.monotonic()
-            elif time.monotonic() - unheld_since >= args.linger:
-                _say(f"nobody has held {lock} for {args.linger:g} s: stopping the server")
-                break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(_POLL)
-        else:
-            _say(f"opencode serve exited with code {child.returncode}")
-        _stop(child)
+        _watch(child, args, holder, stopping)
     finally:
-        _remove_runtime(runtime)
+        _remove_runtime(runtime)  # first, so that no resume adopts a server going away
+        _stop(child)
     return child.returncode or 0
+
+
+def _watch(
+    child: subprocess.Popen[bytes],
+    args: argparse.Namespace,
+    holder: Any,
+    stopping: list[int],
+) -> None:
+    """Return once the server exited, a signal came, or nobody held the lock for the linger."""
+    lock = Path(args.lock)
+    unheld_since: float | None = None
+    while child.poll() is None:
+        if stopping:
+            _say(f"signal {stopping[0]}: stopping the server")
+            break
+        if holder(lock) is not None:
+            unheld_since = None
+        elif unheld_since is None:
+            unheld_since = time.monotonic()
+        elif time.monotonic() - unheld_since >= args.linger:
+            _say(f"nobody has held {lock} for {args.linger:g} s: stopping the server")
+            break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(_POLL)
+    else:
+        _say(f"opencode serve exited with code {child.returncode}")
 
 
 def main(argv: list[str] | None = None) -> int:

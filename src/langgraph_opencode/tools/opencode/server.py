@@ -166,12 +166,21 @@ class _Detached:
         return -1
 
 
+async def _stop_group(pgid: int, grace: float = 10.0) -> None:
+    """SIGTERM a detached server's process group, then SIGKILL it after ``grace`` s."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_Detached(pgid).wait(), grace)
+    _kill_group(pgid)
+
+
 async def _answers(url: str, password: str) -> bool:
     """Whether the server at ``url`` is healthy and takes ``password``."""
     async with httpx.AsyncClient(
         base_url=url,
         auth=(DEFAULT_USERNAME, password),
-        timeout=httpx.Timeout(2.0),
+        timeout=httpx.Timeout(5.0),  # a loaded server is slow, not gone
         trust_env=False,
     ) as client:
         for _ in range(3):  # one connection may go unanswered (see the server notes)
@@ -417,7 +426,13 @@ class OpenCodeServer:
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return None
-        if not _alive(pid) or not await _answers(url, password):
+        if not _alive(pid):
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            return None
+        if not await _answers(url, password):
+            # Alive but not answering: stop it, so that a new server never runs
+            # beside it on the same data (two servers would run the same turns).
+            await _stop_group(pid)
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return None
         server = cls(
