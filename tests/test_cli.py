@@ -387,12 +387,16 @@ async def test_an_unreachable_server_is_a_usage_error(git_repo: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-# -- Ctrl-C --------------------------------------------------------------------------------
-
-
-async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
-    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
-) -> None:
+async def _run_with_a_held_worker(
+    model: ScriptedModelServer,
+    server: OpenCodeServer,
+    git_repo: Path,
+    tmp_path: Path,
+    run_id: str,
+    *,
+    stderr: int = asyncio.subprocess.PIPE,
+) -> tuple[Hang, list[str], asyncio.subprocess.Process]:
+    """Start ``run`` of the fan-in plan whose worker ``a`` waits on the returned ``Hang``."""
     held = Hang(then=ToolCalls(ToolCall.write("a.txt", "alpha\n")))
     model.script(
         Conversation(
@@ -405,7 +409,7 @@ async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
         worker_writes("c", {"c.txt": "gamma\n"}),
         reviewer_says(repeat=True),
     )
-    common = ["--repo", str(git_repo), *_server_flags(opencode_server)]
+    common = ["--repo", str(git_repo), *_server_flags(server)]
     process = await asyncio.create_subprocess_exec(
         *CLI,
         "run",
@@ -413,12 +417,24 @@ async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
         "--plan",
         str(_plan_file(tmp_path)),
         "--run-id",
-        "cli-sigint",
+        run_id,
         *common,
         stdin=subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_env(opencode_server),
+        stderr=stderr,
+        env=_env(server),
+    )
+    return held, common, process
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------
+
+
+async def test_ctrl_c_keeps_the_checkpoint_and_resume_completes_the_run(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    held, common, process = await _run_with_a_held_worker(
+        model, opencode_server, git_repo, tmp_path, "cli-sigint"
     )
     try:
         assert await asyncio.to_thread(held.wait_until_hanging, TIMEOUT), "worker a never ran"
@@ -458,32 +474,8 @@ async def _read_until(stream: asyncio.StreamReader, text: str) -> str:
 async def test_status_json_tells_a_running_run_from_a_killed_one_and_lists_its_tasks(
     model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
 ) -> None:
-    held = Hang(then=ToolCalls(ToolCall.write("a.txt", "alpha\n")))
-    model.script(
-        Conversation(
-            held,
-            Step(Text("Task a done."), after_tool="write"),
-            user=task_prompt("a"),
-            name="worker a (held)",
-        ),
-        worker_writes("b", {"b.txt": "beta\n"}),
-        worker_writes("c", {"c.txt": "gamma\n"}),
-        reviewer_says(repeat=True),
-    )
-    common = ["--repo", str(git_repo), *_server_flags(opencode_server)]
-    process = await asyncio.create_subprocess_exec(
-        *CLI,
-        "run",
-        "three files",
-        "--plan",
-        str(_plan_file(tmp_path)),
-        "--run-id",
-        "cli-kill",
-        *common,
-        stdin=subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=_env(opencode_server),
+    held, common, process = await _run_with_a_held_worker(
+        model, opencode_server, git_repo, tmp_path, "cli-kill", stderr=subprocess.DEVNULL
     )
     try:
         assert process.stdout is not None
