@@ -326,7 +326,7 @@ async def test_an_unknown_model_is_named_with_the_known_ones(
 # -- run ids ---------------------------------------------------------------------------
 
 
-BAD_RUN_IDS = ["../../evil", "-x", ".hidden", "a..b", "x.lock", "a/b", "x" * 65, ""]
+BAD_RUN_IDS = ["../../evil", "-x", ".hidden", "_x", "a..b", "x.lock", "a/b", "x" * 65, ""]
 
 
 @pytest.mark.parametrize("run_id", BAD_RUN_IDS)

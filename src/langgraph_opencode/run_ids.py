@@ -17,7 +17,8 @@ __all__ = ["MAX_RUN_ID_LENGTH", "check_run_id", "new_run_id"]
 
 MAX_RUN_ID_LENGTH = 64
 
-_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""As the git layer checks ids (``tools/git``), at most 64 long."""
 
 
 def new_run_id() -> str:
@@ -28,8 +29,8 @@ def new_run_id() -> str:
 def check_run_id(run_id: str) -> str:
     """Return ``run_id`` if it can name a run's branches and directory.
 
-    Allowed: 1 to 64 letters, digits, ``.``, ``_`` and ``-``, not starting with
-    ``.`` or ``-``, and valid as a git ref component (no ``..``, not ending in
+    Allowed: 1 to 64 letters, digits, ``.``, ``_`` and ``-``, starting with a
+    letter or digit, and valid as a git ref component (no ``..``, not ending in
     ``.`` or ``.lock``).
 
     Raises:
@@ -45,6 +46,6 @@ def check_run_id(run_id: str) -> str:
         shown = run_id if isinstance(run_id, str) else type(run_id).__name__
         raise ConfigurationError(
             f"invalid run id {shown!r}: use 1 to {MAX_RUN_ID_LENGTH} letters, digits, '.', '_' "
-            "or '-', not starting with '.' or '-', without '..' and not ending in '.' or '.lock'"
+            "or '-', starting with a letter or digit, without '..' and not ending in '.' or '.lock'"
         )
     return run_id
