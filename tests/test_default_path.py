@@ -200,15 +200,7 @@ async def test_permission_pause_answered_by_resume_runs_the_command_in_the_first
     model: ScriptedModelServer, git_repo: Path, tmp_path: Path
 ) -> None:
     user = User(tmp_path / "home", git_repo, model, permission={"bash": "ask"})
-    model.script(
-        Conversation(
-            ToolCall.bash(COMMAND, description="write asked.txt"),
-            Step(Text("Wrote asked.txt."), after_tool="bash"),
-            user=task_prompt("asked"),
-            name="worker asked: bash",
-        ),
-        reviewer_says(repeat=True),
-    )
+    model.script(_bash_worker(), reviewer_says(repeat=True))
     plan = str(_plan_file(tmp_path, _bash_plan()))
 
     paused = await user.cli("run", "write asked.txt", "--plan", plan, "--run-id", "ask")
