@@ -87,6 +87,11 @@ class User:
             env=self.env,
         )
 
+    async def server_stopped(self, run_id: str, pgid: int) -> None:
+        """The run's server is stopped (its whole group) and its runtime file is gone."""
+        assert self.runtime(run_id) is None
+        await _until("the run's server to stop", lambda: not _group_alive(pgid), 30)
+
     def report(self, run_id: str) -> RunReport:
         return RunReport.model_validate_json((self.run_dir(run_id) / "report.json").read_text())
 
@@ -227,8 +232,7 @@ async def test_permission_pause_answered_by_resume_runs_the_command_in_the_first
     (after,) = [r for r in model.chat_requests() if r.request.tool_results]
     assert "rejected" not in after.request.tool_results[0].content.lower()
     # The run ended: its server stopped and its runtime file is gone.
-    assert user.runtime("ask") is None
-    await _until("the run's server to stop", lambda: not _group_alive(runtime["pid"]), 30)
+    await user.server_stopped("ask", runtime["pid"])
 
 
 # -- Ctrl-C and resume, three times ------------------------------------------------------
@@ -275,8 +279,7 @@ async def test_ctrl_c_then_resume_three_times_keeps_the_server_and_every_session
     for task_id in ids:
         assert git(git_repo, "show", f"{report.integration_branch}:{task_id}.txt") == f"{task_id}\n"
     assert_no_prompt_twice(model)
-    assert user.runtime("ctrlc") is None
-    await _until("the run's server to stop", lambda: not _group_alive(runtime["pid"]), 30)
+    await user.server_stopped("ctrlc", runtime["pid"])
 
 
 # -- a plan rejected from a script -------------------------------------------------------
