@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from langgraph_opencode.tools.opencode import Message, judge_turn
+from langgraph_opencode.tools.opencode.runs import turn_usage
 
 SID = "ses_1"
 USER = "msg_0001"
@@ -180,3 +181,20 @@ def test_a_turn_cut_short_is_not_ok(finish: str) -> None:
     assert outcome.kind == "unknown"
     assert outcome.error_message is not None
     assert finish in outcome.error_message
+
+
+def test_a_turns_usage_so_far_counts_its_own_answers_only() -> None:
+    # An aborted turn's outcome is not judged from a final message, yet its usage counts.
+    messages = [
+        user("msg_0000"),
+        assistant("msg_old", parent="msg_0000", tokens=1_000, cost=9.0),
+        user(),
+        assistant("msg_a1", finish="tool-calls", tokens=100, cost=1.0),
+        assistant("msg_a2", completed=False, finish=None, tokens=50, cost=0.25),
+    ]
+
+    tokens, cost = turn_usage(messages, USER)
+
+    assert tokens.total == (100 + 1) + (50 + 1)
+    assert cost == 1.25
+    assert turn_usage(messages, "msg_unknown")[0].total == 0

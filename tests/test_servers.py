@@ -31,9 +31,13 @@ from langgraph_opencode.errors import (
 from langgraph_opencode.graph.services import least_loaded
 from langgraph_opencode.report import RunReport, TaskReport
 from langgraph_opencode.testing import (
+    Conversation,
     Hang,
     ScriptedModelServer,
     Step,
+    ToolCall,
+    ToolCalls,
+    Usage,
     git,
     planner_returns,
     reviewer_says,
@@ -50,6 +54,8 @@ FIRST_ENV = "LGOC_TEST_FIRST_PASSWORD"
 SECOND_ENV = "LGOC_TEST_SECOND_PASSWORD"
 TIMEOUT = 300.0
 """Bound of every wait for something the run does: a guard against hangs, not a measure of speed."""
+LOST_AFTER = 5.0
+"""A killed server's port is closed: five silent seconds are enough to call it gone here."""
 
 
 def _plan(*task_ids: str) -> dict[str, Any]:
@@ -146,8 +152,8 @@ async def test_tasks_are_spread_over_both_servers_and_all_merged(
     everyone = list(workers.values())
     assert await _holds(opencode_server, git_repo, everyone) == {workers["a"], workers["c"]}
     assert await _holds(second_server, git_repo, everyone) == {workers["b"], workers["d"]}
-    # The planner ran on the primary server; workers there are its children, the
-    # others (whose parent would be on another server) have none.
+    # The planner ran on the primary server. Worker sessions are nobody's children
+    # (OpenCode's subagent depth limit would refuse their own subagents otherwise).
     root = str((await Repo.open(git_repo)).root)
     async with OpenCodeClient(first, password=opencode_server.password) as client:
         # (Other tests' repositories may share this one's project: same first commit.)
@@ -156,9 +162,11 @@ async def test_tasks_are_spread_over_both_servers_and_all_merged(
             for s in await client.list_sessions(git_repo)
             if s.title.startswith("plan") and s.directory == root
         )
-        children = {s.id for s in await client.children(planner.id, git_repo)}
-    assert {workers["a"], workers["c"]} <= children
-    assert not {workers["b"], workers["d"]} & children
+        assert await client.children(planner.id, git_repo) == []
+        for task in report.tasks:
+            if task.server == first:
+                session = await client.get_session(task.sessions[0], task.worktree)
+                assert session.parent_id is None
 
     dispatched = [e for e in events if e["kind"] == "dispatched"]
     assert {e["task"]: e["server"] for e in dispatched} == servers
@@ -201,7 +209,9 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
                 plan=_plan("a", "b"),
                 server_url=[opencode_server.url, doomed.url],
                 password=opencode_server.password,
-                settings=RunSettings(password_envs={doomed.url: SECOND_ENV}),
+                settings=RunSettings(
+                    password_envs={doomed.url: SECOND_ENV}, server_lost_after=LOST_AFTER
+                ),
                 on_event=events.append,
             )
         )
@@ -238,6 +248,64 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
     assert "Create b.txt" in moved[0][0]
     assert f"{doomed.url} went away" in moved[0][0]
     assert_no_prompt_twice(model)
+
+
+LOST_TURN_TOKENS = 50_000
+"""What the turn that dies with its server had used: far more than the rest of the run."""
+
+
+async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
+    model: ScriptedModelServer,
+    opencode_server: OpenCodeServer,
+    make_opencode_server: Callable[..., OpenCodeServer],
+    monkeypatch: pytest.MonkeyPatch,
+    git_repo: Path,
+) -> None:
+    hold = Hang()  # the second model call, on the server that will die, never answers
+    model.script(
+        Conversation(
+            ToolCalls(
+                ToolCall.bash("echo working"),
+                usage=Usage(prompt_tokens=LOST_TURN_TOKENS, completion_tokens=0),
+            ),
+            Step(hold, after_tool="bash"),
+            user=task_prompt("a"),
+            name="worker a on the doomed server: one costly step, then it hangs",
+        ),
+        worker_writes("a", {"a.txt": "from a\n"}, user="Task `a` was interrupted"),
+        reviewer_says(True, repeat=True),
+    )
+    monkeypatch.setenv(FIRST_ENV, opencode_server.password.get_secret_value())
+    async with make_opencode_server() as doomed:
+        run = asyncio.create_task(
+            aorchestrate(
+                "one file",
+                repo=git_repo,
+                plan=_plan("a"),
+                server_url=[doomed.url, opencode_server.url],
+                password=doomed.password,
+                settings=RunSettings(
+                    password_envs={opencode_server.url: FIRST_ENV}, server_lost_after=LOST_AFTER
+                ),
+            )
+        )
+        try:
+            assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
+            await doomed.kill()
+            report = await asyncio.wait_for(run, TIMEOUT * 2)
+        finally:
+            hold.release()
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+
+    assert report.status == "completed", report.to_markdown()
+    a = _by_id(report)["a"]
+    assert a.moves == 1
+    # The lost turn's usage counts: in the task, and in the run's total.
+    assert a.tokens > LOST_TURN_TOKENS
+    assert report.tokens > LOST_TURN_TOKENS
 
 
 async def test_resumed_without_a_server_its_task_moves_to_the_servers_given(
@@ -310,6 +378,7 @@ async def test_with_every_server_gone_the_run_stops_with_a_clear_error(
             server_urls=[first.url, second.url],
             password_env=FIRST_ENV,
             password_envs={second.url: SECOND_ENV},
+            server_lost_after=LOST_AFTER,
         )
         run = asyncio.create_task(
             aorchestrate("one file", repo=git_repo, plan=_plan("a"), settings=settings)

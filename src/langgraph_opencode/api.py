@@ -113,7 +113,9 @@ async def _server(
         run_dir, config=config, isolated=isolated, linger=settings.embedded_linger
     ) as embedded:
         url = embedded.server.url
-        register_server(url, embedded.server.password)
+        # The embedded server is gone only when its process is: a loaded one is slow.
+        server = embedded.server
+        register_server(url, server.password, alive=lambda: server.running)
         settings.server_url, settings.embedded = url, True
         if on_event is not None:
             how = "adopted (it kept running meanwhile)" if embedded.server.adopted else "started"

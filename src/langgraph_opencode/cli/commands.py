@@ -124,6 +124,7 @@ def _settings(args: argparse.Namespace, *, approve_plan: bool = False) -> RunSet
         "max_parallel": args.max_parallel,
         "max_rework_rounds": args.max_rework_rounds,
         "embedded_linger": args.embedded_linger,
+        "server_lost_after": args.server_lost_after,
         "check_timeout": args.check_timeout,
         "turn_timeout": args.turn_timeout,
         "stall_timeout": args.stall_timeout,

@@ -90,7 +90,8 @@ def plan_table(plan: dict[str, Any]) -> Table:
 
 def _request_line(request: dict[str, Any]) -> str:
     patterns = " ".join(request.get("patterns") or [])
-    return f"{request.get('task') or 'planner'}: {request.get('permission')} {patterns}".strip()
+    line = f"{request.get('task') or 'planner'}: {request.get('permission')} {patterns}".strip()
+    return f"{line} (a subagent asks)" if request.get("subagent") else line
 
 
 def describe_pause(value: dict[str, Any] | None, resume: list[str]) -> list[str]:

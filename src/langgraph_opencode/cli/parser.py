@@ -49,6 +49,7 @@ SETTING_FLAGS = (
     "server_password_env",
     "model",
     "embedded_linger",
+    "server_lost_after",
     "planner_model",
     "worker_model",
     "reviewer_model",
@@ -158,6 +159,14 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long the embedded server keeps running once no command drives the run "
         "(after Ctrl-C, a crash or a pause), so a resume finds its turns (default: 300)",
+    )
+    group.add_argument(
+        "--server-lost-after",
+        type=_SECONDS,
+        metavar="SECONDS",
+        help="how long a --server may go without answering, its port closed too, before its "
+        "sessions are moved to another server (default: 60; the embedded server is gone only "
+        "when its process is)",
     )
     for role in ("planner", "worker", "reviewer"):
         group.add_argument(f"--{role}-model", metavar="PROVIDER/MODEL", help=f"the {role}'s model")

@@ -9,6 +9,12 @@ never stored in state, settings or checkpoints.
 A run may use several servers (``RunSettings.servers()``): :func:`pick_server`
 chooses the least loaded one that answers, and :func:`server_lost` decides
 that a server that stopped answering is gone (its sessions are then moved).
+A loaded server can go minutes without answering, so that takes more than
+silence: the run's embedded server is gone only when its process is (the
+process registered with it here says), an external one when it has not
+answered for ``server_lost_after`` seconds and its TCP port refuses
+connections too. :func:`wait_for_server` rides out the silence of a server
+that is not gone.
 Servers are known by name: the state records a server's name, which is its
 URL, except for the run's embedded server (``EMBEDDED``), whose URL changes
 when it is started again for a resume.
@@ -17,10 +23,11 @@ when it is started again for a resume.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -49,10 +56,11 @@ __all__ = [
     "register_server",
     "server_lost",
     "services_for",
+    "wait_for_server",
 ]
 
-LOST_AFTER = 5.0
-"""A server that answers no health check for this many seconds is taken as gone."""
+LOST_AFTER = 60.0
+"""The default ``server_lost_after``: an external server silent this long may be gone."""
 
 UNREACHABLE = (OpenCodeConnectionError, EventStreamError)
 """The errors that mean a server may be gone (as opposed to refusing a request)."""
@@ -76,19 +84,26 @@ class Services:
 
 _passwords: dict[str, SecretStr] = {}
 _registrations: dict[str, int] = {}
+_alive: dict[str, Callable[[], bool]] = {}
 _services: dict[tuple[str, int, str], Services] = {}
 
 
-def register_server(url: str, password: SecretStr | None) -> None:
+def register_server(
+    url: str, password: SecretStr | None, *, alive: Callable[[], bool] | None = None
+) -> None:
     """Make an in-process server's password known to the nodes (not stored anywhere).
 
     ``None`` takes one registration back: runs of one process that use the same
     server each register its password, and it stays known until the last is done.
+    ``alive`` says whether the server's process still runs: a server known
+    that way is gone only when its process is (see :func:`server_lost`).
     """
     url = url.rstrip("/")
     if password is not None:
         _passwords[url] = password
         _registrations[url] = _registrations.get(url, 0) + 1
+        if alive is not None:
+            _alive[url] = alive
         return
     left = _registrations.get(url, 0) - 1
     if left > 0:
@@ -96,6 +111,7 @@ def register_server(url: str, password: SecretStr | None) -> None:
     else:
         _registrations.pop(url, None)
         _passwords.pop(url, None)
+        _alive.pop(url, None)
 
 
 def client_for(
@@ -216,43 +232,105 @@ async def pick_server(settings: RunSettings, load: Mapping[str, int]) -> Service
         AuthenticationError: A server refuses its password.
     """
     _primary(settings)  # no server at all: a configuration error
-    problems: list[str] = []
-    for name in least_loaded(settings.servers(), load):
+    while True:
+        problems: list[str] = []
+        for name in least_loaded(settings.servers(), load):
+            try:
+                return await services_for(settings, name)
+            except UNREACHABLE as exc:
+                problems.append(f"{settings.url_of(name)}: {exc}")
+        # None answers now: wait for the first that is silent, not gone.
+        waits = [asyncio.ensure_future(wait_for_server(settings, n)) for n in settings.servers()]
         try:
-            return await services_for(settings, name)
-        except UNREACHABLE as exc:
-            problems.append(f"{settings.url_of(name)}: {exc}")
-    raise OpenCodeConnectionError(
-        "no OpenCode server of the run can be reached; the run is checkpointed and can be "
-        "resumed once one is back:\n- " + "\n- ".join(problems)
-    )
+            back = False
+            for answered in asyncio.as_completed(waits):
+                if back := await answered:
+                    break
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        if not back:
+            raise OpenCodeConnectionError(
+                "no OpenCode server of the run can be reached; the run is checkpointed and "
+                "can be resumed once one is back:\n- " + "\n- ".join(problems)
+            )
 
 
-async def server_lost(settings: RunSettings, name: str, *, grace: float = LOST_AFTER) -> bool:
-    """Whether the server ``name`` is gone: not one of the run's, or no answer for ``grace`` s.
+async def _port_open(url: str) -> bool:
+    """Whether ``url``'s TCP port takes connections (a stopped or busy server's still does)."""
+    parts = httpx.URL(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.host, port), 5.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
-    A server that answers anything (even a refusal) is not gone. A gone
-    server's connections are closed; :func:`services_for` opens new ones if
-    it comes back.
+
+async def _answers(settings: RunSettings, url: str) -> bool:
+    """Whether ``url`` answers a health check now (a refusal is an answer too)."""
+    async with client_for(settings, url, timeout=_PROBE_TIMEOUT, retry_attempts=1) as probe:
+        try:
+            await probe.health()
+        except OpenCodeConnectionError:
+            return False
+        except OpenCodeError:
+            return True
+    return True
+
+
+async def server_lost(settings: RunSettings, name: str, *, grace: float | None = None) -> bool:
+    """Whether the server ``name`` is gone, so its sessions are out of reach for good.
+
+    Not one of the run's servers: gone. A server registered with its process
+    (the run's embedded server): gone when that process is, however long it
+    is silent. Any other: gone when it answers no health check for ``grace``
+    seconds (``settings.server_lost_after``) and its TCP port refuses
+    connections too; a server that answers anything (even a refusal) is not
+    gone. A gone server's connections are closed; :func:`services_for` opens
+    new ones if it comes back.
     """
     name = name.rstrip("/")
     if name not in settings.servers():
         return True
     url = settings.url_of(name)
-    deadline = time.monotonic() + grace
-    async with client_for(settings, url, timeout=_PROBE_TIMEOUT, retry_attempts=1) as probe:
-        while True:
-            try:
-                await probe.health()
-                return False
-            except OpenCodeConnectionError:
-                if time.monotonic() >= deadline:
-                    break
-            except OpenCodeError:
-                return False
+    alive = _alive.get(url)
+    if alive is not None:
+        lost = not alive()
+    else:
+        limit = settings.server_lost_after if grace is None else grace
+        deadline = time.monotonic() + limit
+        while not await _answers(settings, url):
+            if time.monotonic() >= deadline:
+                break
             await asyncio.sleep(0.5)
-    await close_services(url)
-    return True
+        else:
+            return False
+        lost = not await _port_open(url)
+    if lost:
+        await close_services(url)
+    return lost
+
+
+async def wait_for_server(settings: RunSettings, name: str) -> bool:
+    """Wait until the server ``name`` answers again: ``True``; ``False`` when it is gone.
+
+    For a server that stopped answering without being gone (see
+    :func:`server_lost`): a loaded machine, a long garbage collection, a
+    stopped process. There is no time limit of its own (the run's watchdogs
+    and a person's Ctrl-C are).
+    """
+    while name.rstrip("/") in settings.servers():
+        if await _answers(settings, settings.url_of(name)):
+            return True
+        if await server_lost(settings, name):
+            return False
+        await asyncio.sleep(1.0)
+    return False
 
 
 def _key(settings: RunSettings, url: str) -> tuple[str, int, str]:

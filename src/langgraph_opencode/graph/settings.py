@@ -44,6 +44,11 @@ class RunSettings:
         server_urls: More OpenCode servers to spread the sessions over (see
             :meth:`servers`). Every server must see the repository at the
             same path (same machine or a shared filesystem).
+        server_lost_after: Seconds an external server may go without answering
+            before its sessions are taken as gone (and moved to another server),
+            if its TCP port does not take connections either: a loaded server
+            is slow, not gone. The run's embedded server is gone only when its
+            process is.
         password_env: Name of the environment variable holding the servers'
             password (an embedded server's password is known in-process).
         password_envs: Per server URL, the environment variable holding that
@@ -78,6 +83,7 @@ class RunSettings:
     server_urls: list[str] = field(default_factory=list)
     embedded: bool = False
     embedded_linger: float = 300.0
+    server_lost_after: float = 60.0
     password_env: str = "OPENCODE_SERVER_PASSWORD"
     password_envs: dict[str, str] = field(default_factory=dict)
     planner_model: str = ""
@@ -119,6 +125,7 @@ class RunSettings:
             "turn_timeout": self.turn_timeout,
             "stall_timeout": self.stall_timeout,
             "embedded_linger": self.embedded_linger,
+            "server_lost_after": self.server_lost_after,
             "diff_chars": self.diff_chars,
         }
         problems += [

@@ -127,6 +127,9 @@ class TaskRecord(TypedDict, total=False):
     started_at: float
     finished_at: float
     sessions: list[str]
+    left_behind: list[dict[str, Any]]
+    """Sessions of this task on servers that went away (``server``, ``session_id``,
+    ``directory``): aborted as soon as their server answers again."""
 
 
 def merge_tasks(

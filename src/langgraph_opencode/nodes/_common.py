@@ -26,7 +26,6 @@ __all__ = [
     "git_run",
     "lost_turn",
     "new_job",
-    "parent_session",
     "plan_of",
     "prompt_text",
     "resend",
@@ -122,14 +121,6 @@ def resend(job: PromptJob) -> PromptJob:
 def server_of(item: Mapping[str, Any], settings: RunSettings) -> str:
     """The server of a job, a task's worker or a permission request (older runs: the primary)."""
     return str(item.get("server") or next(iter(settings.servers()), ""))
-
-
-def parent_session(state: OrchestratorState, settings: RunSettings, url: str) -> str | None:
-    """The planner session, as the parent of a new session on ``url`` if both share it."""
-    planner = state.get("planner_job")
-    if planner is None or server_of(planner, settings) != url:
-        return None  # a parent on another server would not be found
-    return state.get("planner_session")
 
 
 def lost_turn(session_id: str, url: str) -> PromptOutcome:

@@ -24,8 +24,8 @@ from langgraph_opencode.errors import GitError, OpenCodeHTTPError
 from langgraph_opencode.graph.services import (
     UNREACHABLE,
     pick_server,
-    server_lost,
     services_for,
+    wait_for_server,
 )
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import (
@@ -39,13 +39,13 @@ from langgraph_opencode.nodes._common import (
     failure,
     git_run,
     new_job,
-    parent_session,
     plan_of,
     prompt_text,
     server_lost_outcome,
     server_of,
     settings_of,
 )
+from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
 from langgraph_opencode.plan import Plan, Task, blocked_by_failure, ready_tasks
 from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
@@ -114,7 +114,6 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             {
                 "directory": str(worktree.path),
                 "title": f"task {task.id}: {task.title}",
-                "parent_id": parent_session(state, settings, services.name),
             }
         )
         finished = {t for t, s in status.items() if s in TERMINAL_STATUSES}
@@ -198,13 +197,21 @@ async def _send_one(
     settings: RunSettings,
     url: str,
     config: RunnableConfig,
-) -> OpenCodeHTTPError | None:
-    """Send ``job`` unless it arrived already; return the server's refusal, if any."""
+    *,
+    worktree: bool,
+) -> str | None:
+    """Send ``job`` unless it arrived already; return why it cannot go, if it cannot.
+
+    ``worktree``: the job works in a task's worktree, where no other session
+    may be at work when it starts (see ``quiet_worktree``).
+    """
     services = await services_for(settings, url)
     if await prompt_arrived(
         services.client, job["session_id"], job["directory"], job["message_id"]
     ):
         return None
+    if worktree and (busy := await quiet_worktree(services, job)):
+        return busy
     try:
         await services.tools.send_prompt.ainvoke(
             {
@@ -221,7 +228,7 @@ async def _send_one(
     except OpenCodeHTTPError as exc:
         if exc.retryable:
             raise  # a server error: resuming later sends it again
-        return exc
+        return f"the server refused the prompt: {exc}"
     return None
 
 
@@ -235,13 +242,24 @@ async def send(
     settings = settings_of(runtime)
     tasks: dict[str, TaskRecord] = {}
     update: dict[str, Any] = {}
+    left: dict[str, list[dict[str, Any]]] = {}
+    """Per task, the sessions it left on servers that went away, still out of reach."""
     for task_id, job in jobs:
         url = server_of(job, settings)
+        record = (state.get("tasks") or {}).get(task_id or "") or {}
+        if record.get("left_behind"):
+            left[str(task_id)] = await abort_left_behind(settings, record["left_behind"])
         try:
-            refused = await _send_one(state, job, settings, url, config)
+            while True:
+                try:
+                    refused = await _send_one(
+                        state, job, settings, url, config, worktree=task_id is not None
+                    )
+                    break
+                except UNREACHABLE:
+                    if not await wait_for_server(settings, url):
+                        raise
         except UNREACHABLE:
-            if not await server_lost(settings, url):
-                raise  # a passing failure: resuming later sends it
             # Its session is out of reach (if the prompt arrived, it died with
             # the server): the next node moves the work to another server.
             lost = PromptJob(**{**job, "outcome": server_lost_outcome(job, url)})
@@ -260,7 +278,7 @@ async def send(
             )
             continue
         if refused is not None:
-            reason = f"the server refused the prompt: {refused}"
+            reason = refused
             if task_id is None:
                 update["error"] = reason
                 note = event("failed", f"planner: {reason}", runtime)
@@ -273,6 +291,8 @@ async def send(
             update["planner_job"] = sent
         else:
             tasks[task_id] = TaskRecord(id=task_id, job=sent)
+    for task_id, remaining in left.items():
+        tasks.setdefault(task_id, TaskRecord(id=task_id))["left_behind"] = remaining
     if tasks:
         update["tasks"] = tasks
     return update

@@ -38,12 +38,23 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from langgraph_opencode.errors import NotFoundError, OpenCodeHTTPError
-from langgraph_opencode.graph.services import UNREACHABLE, Services, server_lost, services_for
+from langgraph_opencode.graph.services import (
+    UNREACHABLE,
+    Services,
+    services_for,
+    wait_for_server,
+)
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import event, lost_turn, server_of, settings_of
-from langgraph_opencode.tools.opencode.models import Event, Message, PromptOutcome
-from langgraph_opencode.tools.opencode.runs import reconcile, wait_for_outcome
+from langgraph_opencode.nodes._sessions import abort_left_behind
+from langgraph_opencode.tools.opencode.models import Event, Message, PromptOutcome, TokenUsage
+from langgraph_opencode.tools.opencode.runs import (
+    descendants,
+    reconcile,
+    turn_usage,
+    wait_for_outcome,
+)
 
 __all__ = ["monitor"]
 
@@ -77,6 +88,15 @@ def _latest(times: Any) -> float:
     return max((t / 1000 for t in times.values() if isinstance(t, int | float)), default=0.0)
 
 
+def _running_tool(kind: Any, tool: Any, status: Any) -> bool:
+    """Whether a message part is a running tool call that counts as life.
+
+    A ``task`` call (a subagent at work) does not: the subagent's own events
+    and tools do, so a subagent that stalls is a stall.
+    """
+    return kind == "tool" and tool != "task" and status in ("pending", "running")
+
+
 @dataclass
 class _Tracked:
     key: str | None  # task id, or None for the planner
@@ -87,8 +107,15 @@ class _Tracked:
     """When the prompt was sent (monotonic clock)."""
     last_activity: float = field(init=False)
     tools_running: set[str] = field(default_factory=set)
-    message_usage: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Tool calls running now in the session or its descendants (not ``task``: a
+    subagent shows its own life, so one that stalls is caught)."""
+    family: set[str] = field(default_factory=set)
+    """The session and its descendants (subagents' sessions) as far as known."""
+    message_usage: dict[str, tuple[TokenUsage, float]] = field(default_factory=dict)
+    """The turn's assistant messages seen so far: their tokens and cost."""
     abort_reason: str = ""
+    abort_sent: bool = False
+    """Whether the server took the abort (one it could not be sent is sent again)."""
     aborted_at: float = 0.0
     idle_signalled: bool = False
     looked: asyncio.Event = field(default_factory=asyncio.Event)
@@ -112,18 +139,23 @@ class _Tracked:
         )
         # Aborted in an earlier entry: the outcome still needs that reason.
         self.abort_reason = self.job.get("abort_reason") or ""
+        self.abort_sent = bool(self.job.get("aborted_at"))
         self.aborted_at = _monotonic(self.job.get("aborted_at") or now, now)
 
-    def seed(self, answers: list[Message]) -> None:
-        """Count what the turn did before this entry: tokens, running tools, activity."""
+    def seed(self, answers: list[Message], *, own: bool = True) -> None:
+        """Count what the turn did before this entry: tokens, running tools, activity.
+
+        ``own=False``: messages of a descendant, which count as life only.
+        """
         latest = 0.0
         for message in answers:
             info = message.info
-            self.message_usage.setdefault(info.id, (info.tokens.total, info.cost))
+            if own:
+                self.message_usage.setdefault(info.id, (info.tokens, info.cost))
             latest = max(latest, _latest(info.time))
             for part in message.parts:
                 state = part.state or {}
-                if part.type == "tool" and state.get("status") in ("pending", "running"):
+                if _running_tool(part.type, part.tool, state.get("status")):
                     self.tools_running.add(part.id)
                 latest = max(latest, _latest(state.get("time")))
         if latest:
@@ -136,11 +168,18 @@ class _Tracked:
 
     @property
     def live_tokens(self) -> int:
-        return self.base_tokens + sum(t for t, _ in self.message_usage.values())
+        return self.base_tokens + sum(t.total for t, _ in self.message_usage.values())
 
     @property
     def live_cost(self) -> float:
         return sum(c for _, c in self.message_usage.values())
+
+    def usage(self) -> tuple[TokenUsage, float]:
+        """The turn's tokens and cost as far as seen (for an outcome not read from the server)."""
+        tokens = TokenUsage()
+        for used, _ in self.message_usage.values():
+            tokens = tokens + used
+        return tokens, self.live_cost
 
     def standing_answer(self, permission: str, patterns: list[str]) -> dict[str, Any] | None:
         """The person's answer already given to this request (before its server restarted)."""
@@ -171,18 +210,17 @@ class _Tracked:
             if part.get("type") == "tool":
                 status = (part.get("state") or {}).get("status")
                 call = str(part.get("id") or part.get("callID"))
-                if status in ("pending", "running"):
+                if _running_tool("tool", part.get("tool"), status):
                     self.tools_running.add(call)
                 else:
                     self.tools_running.discard(call)
         elif ev.type == "message.updated":
             info = props.get("info") or {}
             if info.get("role") == "assistant" and info.get("parentID") == self.job["message_id"]:
-                tokens = info.get("tokens") or {}
-                cache = tokens.get("cache") or {}
-                total = sum(int(tokens.get(k) or 0) for k in ("input", "output", "reasoning"))
-                total += int(cache.get("read") or 0) + int(cache.get("write") or 0)
-                self.message_usage[str(info.get("id"))] = (total, float(info.get("cost") or 0.0))
+                self.message_usage[str(info.get("id"))] = (
+                    TokenUsage.from_server(info.get("tokens")),
+                    float(info.get("cost") or 0.0),
+                )
 
 
 def _outstanding(state: OrchestratorState, settings: RunSettings) -> list[_Tracked]:
@@ -231,30 +269,45 @@ class _Monitor:
         self.events: list[dict[str, Any]] = []
         self.done = asyncio.Event()
         self.run_cost_spent = float(state.get("cost") or 0.0)
+        self.silent: dict[str, asyncio.Future[bool]] = {}
+        """Servers not answering now, each with the wait for it to answer again."""
 
     async def abort(self, item: _Tracked, reason: str) -> None:
-        if item.abort_reason:
-            return
-        item.abort_reason = reason
-        item.aborted_at = time.monotonic()
-        self.events.append(
-            event("aborted", f"{item.key or 'planner'}: {reason}", self.runtime, task=item.key)
-        )
-        try:
-            await self.services[item.server].tools.abort_session.ainvoke(
-                {"session_id": item.job["session_id"], "directory": item.job["directory"]},
-                self.config,
+        """Abort the item's turn for ``reason`` (again later if its server cannot take it now)."""
+        if not item.abort_reason:
+            item.abort_reason = reason
+            self.events.append(
+                event("aborted", f"{item.key or 'planner'}: {reason}", self.runtime, task=item.key)
             )
-        except UNREACHABLE as exc:
-            await self.check_server(item.server, exc)
+        if item.abort_sent or item.server in self.silent:
+            return
+        job = item.job
+        try:
+            services = await services_for(self.settings, item.server)
+            await services.tools.abort_session.ainvoke(
+                {"session_id": job["session_id"], "directory": job["directory"]}, self.config
+            )
+            # An abort leaves the session tree's pending requests listed: take them back.
+            for request in await services.client.permissions(job["directory"]):
+                if request.session_id in (item.family or {job["session_id"]}):
+                    with contextlib.suppress(NotFoundError):
+                        await services.client.reply_permission(
+                            request.id, job["directory"], "reject"
+                        )
+        except UNREACHABLE:
+            return  # sent on a later tick, once the server answers again
+        item.abort_sent = True
+        item.aborted_at = time.monotonic()
 
     async def answer_permissions(self, item: _Tracked) -> bool:
         """Answer pending requests by policy; return whether a human must answer some."""
         services, job = self.services[item.server], item.job
         client = services.client
+        family = item.family or {job["session_id"]}
         for request in await client.permissions(job["directory"]):
-            if request.session_id != job["session_id"]:
+            if request.session_id not in family:
                 continue
+            subagent = request.session_id != job["session_id"]
             what = f"{request.permission} {' '.join(request.patterns)}".strip()
             standing = item.standing_answer(request.permission, request.patterns)
             if standing is not None:
@@ -291,6 +344,7 @@ class _Monitor:
                         "permission": request.permission,
                         "patterns": request.patterns,
                         "metadata": request.metadata,
+                        "subagent": subagent,
                         "url": services.url,
                         "asked_at": round(time.time(), 3),
                     }
@@ -308,16 +362,17 @@ class _Monitor:
                     },
                     self.config,
                 )
+            by = " (a subagent asked)" if subagent else ""
             self.events.append(
                 event(
                     "permission",
-                    f"{item.key or 'planner'}: {what}: {decision} by policy",
+                    f"{item.key or 'planner'}: {what}: {decision} by policy{by}",
                     self.runtime,
                     task=item.key,
                 )
             )
         for question in await client.questions(job["directory"]):
-            if question.session_id == job["session_id"]:
+            if question.session_id in family:
                 # Nobody is there to answer: decline, and the run goes on.
                 with contextlib.suppress(NotFoundError):
                     await client.reject_question(question.id, job["directory"])
@@ -325,32 +380,66 @@ class _Monitor:
 
     async def connect(self) -> None:
         """Open the connections to every server a tracked prompt runs on."""
-        for url in dict.fromkeys(item.server for item in self.tracked):
-            try:
-                self.services[url] = await services_for(self.settings, url)
-            except UNREACHABLE as exc:
-                await self.check_server(url, exc)
+        for name in dict.fromkeys(item.server for item in self.tracked):
+            with contextlib.suppress(*UNREACHABLE):  # its followers wait for it, or find it gone
+                self.services[name] = await services_for(self.settings, name)
 
-    async def check_server(self, url: str, error: Exception) -> None:
-        """After ``error`` from ``url``: end its prompts if it is gone, else raise ``error``."""
-        if not await server_lost(self.settings, url):
-            raise error  # a passing failure: the run stops and can be resumed
-        if all(item.outcome is not None for item in self.tracked if item.server == url):
-            return  # another follower found it gone first
+    async def server_gone(self, name: str) -> bool:
+        """After an error from ``name``: wait while it is silent; whether it is gone.
+
+        A silent server that is not gone (see ``server_lost``) is waited for:
+        its turns' stall clocks stop meanwhile, and aborts due are sent when
+        it answers again. A gone server ends its prompts as lost.
+        """
+        waiting = self.silent.get(name)
+        if waiting is None:
+            waiting = self.silent[name] = asyncio.ensure_future(
+                wait_for_server(self.settings, name)
+            )
+            self.events.append(
+                event(
+                    "server_silent",
+                    f"the OpenCode server {self.settings.url_of(name)} does not answer; "
+                    "waiting for it",
+                    self.runtime,
+                    server=name,
+                )
+            )
+        try:
+            back = await asyncio.shield(waiting)
+        finally:
+            if waiting.done():
+                self.silent.pop(name, None)
+        now = time.monotonic()
         for item in self.tracked:
-            if item.server == url and item.outcome is None:
-                item.outcome = lost_turn(item.job["session_id"], url)
+            if item.server == name:
+                item.last_activity = max(item.last_activity, now)  # silence was the server's
+        if back:
+            return False
+        url = self.settings.url_of(name)
+        if any(item.lost for item in self.tracked if item.server == name):
+            return True  # another follower found it gone first
+        for item in self.tracked:
+            if item.server == name and item.outcome is None:
+                tokens, cost = item.usage()
+                item.outcome = lost_turn(item.job["session_id"], url).model_copy(
+                    update={"tokens": tokens, "cost": cost}
+                )
                 item.lost = url
         self.events.append(
             event("server_lost", f"the OpenCode server {url} went away", self.runtime, server=url)
         )
         self.done.set()
+        return True
 
     async def follow(self, item: _Tracked) -> None:
         try:
-            await self._follow(item)
-        except UNREACHABLE as exc:
-            await self.check_server(item.server, exc)
+            while item.outcome is None:
+                try:
+                    await self._follow(item)
+                except UNREACHABLE:
+                    if await self.server_gone(item.server):
+                        return
         except OpenCodeHTTPError as exc:
             # The server refuses something about this one session (e.g. it was
             # deleted): end this prompt with that reason, not the whole run.
@@ -364,10 +453,16 @@ class _Monitor:
             item.looked.set()
 
     async def _follow(self, item: _Tracked) -> None:
-        services, job = self.services[item.server], item.job
-        client = services.client
-        with services.hub.subscribe(session_ids={job["session_id"]}) as sub:
-            state = await reconcile(client, job["session_id"], job["directory"], job["message_id"])
+        services = self.services[item.server] = await services_for(self.settings, item.server)
+        job, client = item.job, services.client
+        with services.hub.subscribe(session_ids={job["session_id"]}, descendants=True) as sub:
+            # Subagents started before this entry: their requests and life count too.
+            children = await descendants(client, job["session_id"], job["directory"])
+            sub.add_sessions(children)
+            item.family = sub.session_ids or set()
+            state = await reconcile(
+                client, job["session_id"], job["directory"], job["message_id"], family=children
+            )
             if (
                 state.outcome is not None
                 and state.status == "idle"
@@ -384,6 +479,8 @@ class _Monitor:
                 and state.outcome.message_id is not None
             )
             item.seed(state.answers)
+            for child in children:
+                item.seed(await client.messages(child, job["directory"], limit=20), own=False)
             while True:
                 remaining = self.settings.turn_timeout - (time.monotonic() - item.started)
                 try:
@@ -414,6 +511,24 @@ class _Monitor:
                 self.done.set()
                 return
 
+    async def forced_outcome(self, item: _Tracked) -> PromptOutcome:
+        """The outcome of a turn still busy long after its abort, with the usage it had."""
+        tokens, cost = item.usage()
+        job = item.job
+        with contextlib.suppress(*UNREACHABLE, OpenCodeHTTPError, TimeoutError):
+            services = await services_for(self.settings, item.server)
+            messages = await asyncio.wait_for(
+                services.client.messages(job["session_id"], job["directory"], limit=100), 10.0
+            )
+            tokens, cost = turn_usage(messages, job["message_id"])
+        return PromptOutcome(
+            kind="aborted",
+            session_id=job["session_id"],
+            error_message=item.abort_reason,
+            tokens=tokens,
+            cost=cost,
+        )
+
     async def watch(self) -> None:
         """Abort stalled sessions and sessions over budget."""
         tick = min(2.0, self.settings.stall_timeout / 4)
@@ -421,20 +536,16 @@ class _Monitor:
             await asyncio.sleep(tick)
             now = time.monotonic()
             for item in self.tracked:
-                if (
-                    item.outcome is None
-                    and item.abort_reason
-                    and now - item.aborted_at > _ABORT_GRACE
-                ):
+                if item.outcome is not None or item.server in self.silent:
+                    continue  # a silent server's turns wait for it (clocks stopped)
+                if item.abort_reason and not item.abort_sent:
+                    await self.abort(item, item.abort_reason)  # it could not be sent before
+                elif item.abort_reason and now - item.aborted_at > _ABORT_GRACE:
                     # The server still says busy long after the abort: stop
                     # waiting for it and let the reviewer restart or fail the task.
-                    item.outcome = PromptOutcome(
-                        kind="aborted",
-                        session_id=item.job["session_id"],
-                        error_message=item.abort_reason,
-                    )
+                    item.outcome = await self.forced_outcome(item)
                     self.done.set()
-                if item.outcome is not None or item.abort_reason:
+                if item.abort_reason:
                     continue
                 budget = self.settings.task_token_budget
                 if item.key is not None and budget and item.live_tokens > budget:
@@ -450,7 +561,7 @@ class _Monitor:
             limit = self.settings.run_cost_budget
             if limit and spent > limit:
                 for item in self.tracked:
-                    if item.outcome is None:
+                    if item.outcome is None and not item.abort_reason:
                         await self.abort(
                             item, f"run cost budget exceeded (${spent:.2f} > ${limit:.2f})"
                         )
@@ -508,6 +619,7 @@ class _Monitor:
                 running = PromptJob(**{**item.job, "active_at": round(item.active_at, 3)})
                 if item.abort_reason:
                     running["abort_reason"] = item.abort_reason
+                if item.abort_sent:
                     running["aborted_at"] = round(_wall(item.aborted_at), 3)
                 if item.key is None:
                     update["planner_job"] = running
@@ -570,4 +682,13 @@ async def monitor(
     moving = any(job and (job["outcome"] or {}).get("server_lost") for job in jobs)
     if not watcher.done.is_set() and not moving:
         await watcher.run()
-    return watcher.update()
+    update = watcher.update()
+    # Sessions moved tasks left on servers that went away: abort any that came back.
+    for task_id, record in (state.get("tasks") or {}).items():
+        if record.get("left_behind"):
+            remaining = await abort_left_behind(settings, record["left_behind"])
+            if remaining != record["left_behind"]:
+                update["tasks"].setdefault(task_id, TaskRecord(id=task_id))["left_behind"] = (
+                    remaining
+                )
+    return update

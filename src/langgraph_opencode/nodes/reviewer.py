@@ -49,7 +49,6 @@ from langgraph_opencode.nodes._common import (
     failure,
     git_run,
     new_job,
-    parent_session,
     plan_of,
     resend,
     run_checks,
@@ -125,7 +124,6 @@ class _Reviewer:
             {
                 "directory": record["worktree"],
                 "title": title,
-                "parent_id": parent_session(self.state, self.settings, services.name),
             }
         )
         return session_id, services.name
@@ -153,10 +151,18 @@ class _Reviewer:
             parts.append("The last request about this task was:\n\n" + job["text"])
         parts.append(render("resume", task_id=task.id, title=task.title, reason=why))
         self.note("moved", f"{why}; carrying on in a new session on {url}", task.id)
+        # Should the old server come back, its turn is aborted before it can
+        # work beside the new one (see ``nodes._sessions``).
+        left = [*(record.get("left_behind") or [])]
+        if job is not None:
+            left.append(
+                {"server": old, "session_id": job["session_id"], "directory": record["worktree"]}
+            )
         return TaskRecord(
             id=task.id,
             status="working",
             moves=moves + 1,
+            left_behind=left,
             worker_session=session_id,
             server=url,
             sessions=[*record.get("sessions", []), session_id],

@@ -140,6 +140,13 @@ class ToolCall:
             arguments["timeout"] = timeout_ms
         return cls("bash", arguments)
 
+    @classmethod
+    def task(cls, prompt: str, *, description: str, subagent_type: str = "general") -> ToolCall:
+        """Call OpenCode's ``task`` tool: a subagent does ``prompt`` in a child session."""
+        return cls(
+            "task", {"description": description, "prompt": prompt, "subagent_type": subagent_type}
+        )
+
 
 @dataclass(frozen=True, init=False)
 class ToolCalls(Reply):

@@ -30,7 +30,7 @@ from langgraph_opencode.errors import (
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.models import Event
 
-__all__ = ["RECONNECTED", "EventHub", "Subscription"]
+__all__ = ["RECONNECTED", "EventHub", "Subscription", "child_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,22 @@ RECONNECTED = "langgraph_opencode.reconnected"
 _CLOSED = "langgraph_opencode.closed"
 
 _STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
+
+
+_SESSION_TYPES = frozenset({"session.created", "session.updated"})
+
+
+def child_session(event: Event) -> tuple[str, str] | None:
+    """``(session, parent)`` when ``event`` announces a session that has a parent."""
+    if event.type not in _SESSION_TYPES:
+        return None
+    info = event.properties.get("info")
+    if not isinstance(info, dict):
+        return None
+    session, parent = info.get("id"), info.get("parentID")
+    if isinstance(session, str) and isinstance(parent, str):
+        return session, parent
+    return None
 
 
 class Subscription:
@@ -56,9 +72,11 @@ class Subscription:
         session_ids: Collection[str] | None,
         directory: str | None,
         types: Collection[str] | None,
+        descendants: bool = False,
     ) -> None:
         self._hub = hub
         self.session_ids = set(session_ids) if session_ids is not None else None
+        self.descendants = descendants
         self.directory = directory
         self.types = set(types) if types is not None else None
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -71,7 +89,21 @@ class Subscription:
             return False
         if self.directory is not None and event.directory != self.directory:
             return False
-        return self.session_ids is None or event.session_id in self.session_ids
+        if self.session_ids is None or event.session_id in self.session_ids:
+            return True
+        if self.descendants:
+            # A session started under one of ours (a subagent's, by the task
+            # tool) is followed from its creation on.
+            child = child_session(event)
+            if child is not None and child[1] in self.session_ids:
+                self.session_ids.add(child[0])
+                return True
+        return False
+
+    def add_sessions(self, session_ids: Collection[str]) -> None:
+        """Follow these sessions too (descendants found by reading them back)."""
+        if self.session_ids is not None:
+            self.session_ids.update(session_ids)
 
     def put(self, event: Event) -> None:
         """Queue an event (called by the hub)."""
@@ -233,9 +265,17 @@ class EventHub:
         session_ids: Collection[str] | None = None,
         directory: str | None = None,
         types: Collection[str] | None = None,
+        descendants: bool = False,
     ) -> Subscription:
-        """Return a subscription to the events that match every given filter."""
-        sub = Subscription(self, session_ids=session_ids, directory=directory, types=types)
+        """Return a subscription to the events that match every given filter.
+
+        With ``descendants``, the events of sessions created under the given
+        ones (subagents' sessions, and theirs) match too, from the event that
+        announces each of them; ``session_ids`` then grows as they appear.
+        """
+        sub = Subscription(
+            self, session_ids=session_ids, directory=directory, types=types, descendants=descendants
+        )
         self._subscriptions.append(sub)
         return sub
 

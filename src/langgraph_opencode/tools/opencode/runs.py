@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -35,10 +35,12 @@ from langgraph_opencode.tools.opencode.models import (
 
 __all__ = [
     "SessionState",
+    "descendants",
     "judge_turn",
     "prompt_arrived",
     "reconcile",
     "send_and_wait",
+    "turn_usage",
     "wait_for_outcome",
 ]
 
@@ -68,6 +70,18 @@ def _turn(messages: Sequence[Message], user_message_id: str | None) -> tuple[boo
     return present, answers
 
 
+def _usage(answers: Sequence[Message]) -> tuple[TokenUsage, float]:
+    tokens = TokenUsage()
+    for message in answers:
+        tokens = tokens + message.info.tokens
+    return tokens, sum(m.info.cost for m in answers)
+
+
+def turn_usage(messages: Sequence[Message], user_message_id: str) -> tuple[TokenUsage, float]:
+    """The tokens and cost of the turn the prompt ``user_message_id`` started, so far."""
+    return _usage(_turn(messages, user_message_id)[1])
+
+
 def _outcome(
     kind: OutcomeKind,
     session_id: str,
@@ -77,9 +91,7 @@ def _outcome(
     note: str | None = None,
 ) -> PromptOutcome:
     last = answers[-1] if answers else None
-    tokens = TokenUsage()
-    for message in answers:
-        tokens = tokens + message.info.tokens
+    tokens, cost = _usage(answers)
     data: dict[str, Any] = error.data if error is not None else {}
     status = data.get("statusCode")
     return PromptOutcome(
@@ -89,7 +101,7 @@ def _outcome(
         text=last.text if last else "",
         structured=last.info.structured if last else None,
         tokens=tokens,
-        cost=sum(m.info.cost for m in answers),
+        cost=cost,
         finish=last.info.finish if last else None,
         error_name=error.name if error is not None else None,
         error_message=error.message if error is not None else note,
@@ -216,11 +228,26 @@ async def prompt_arrived(
     return any(m.info.id == message_id for m in messages)
 
 
+async def descendants(
+    client: OpenCodeClient, session_id: str, directory: str | os.PathLike[str]
+) -> list[str]:
+    """The sessions started under ``session_id`` (subagents', and theirs), nearest first."""
+    found: list[str] = []
+    level = [session_id]
+    while level:
+        children = await asyncio.gather(*(client.children(s, directory) for s in level))
+        level = [c.id for group in children for c in group if c.id not in found]
+        found += level
+    return found
+
+
 async def reconcile(
     client: OpenCodeClient,
     session_id: str,
     directory: str | os.PathLike[str],
     user_message_id: str | None = None,
+    *,
+    family: Collection[str] = (),
 ) -> SessionState:
     """Work out a tracked session's state after a reconnect or a restart.
 
@@ -232,6 +259,8 @@ async def reconcile(
         session_id: The session.
         directory: Its directory.
         user_message_id: The prompt being tracked; ``None``: the last one.
+        family: Its descendants (subagents' sessions): their permission
+            requests and questions hold up the tracked turn too.
     """
     # A read-back is on the path of every monitor step: the three reads of
     # the directory go at once. The messages are read after the status, so
@@ -241,8 +270,9 @@ async def reconcile(
     )
     messages = await _recent_messages(client, session_id, directory, user_message_id)
     status = statuses.get(session_id)
-    permissions = [p for p in all_permissions if p.session_id == session_id]
-    questions = [q for q in all_questions if q.session_id == session_id]
+    asking = {session_id, *family}
+    permissions = [p for p in all_permissions if p.session_id in asking]
+    questions = [q for q in all_questions if q.session_id in asking]
     present, answers = _turn(messages, user_message_id)
     idle = status is None or status.type == "idle"
     return SessionState(
@@ -289,10 +319,16 @@ async def wait_for_outcome(
         boot_grace: For this long after the start, "idle and no answer yet"
             read back from the server is not taken as the end (the server may
             still be starting the directory).
-        on_event: Called with each of the session's events (progress display).
+        on_event: Called with each of the session's events (progress display),
+            and with those of its descendants the subscription follows.
         idle: The session was just read back idle with its answer not yet
             final (see :func:`reconcile`): the final ``message.updated`` that
             follows ends the wait, as after a ``session.idle`` event.
+
+    A subscription that follows the session's descendants (subagents, see
+    ``EventHub.subscribe``) makes their permission requests and questions
+    end the wait with ``needs_input`` too; their other events only reach
+    ``on_event``.
 
     Returns:
         The outcome. ``incomplete``: the run died and the prompt should be
@@ -322,8 +358,9 @@ async def wait_for_outcome(
         event = await subscription.get(timeout=wait)
         if event is not None and on_event is not None and event.type != RECONNECTED:
             on_event(event)
+        family = (subscription.session_ids or set()) - {session_id}
         if event is None or event.type == RECONNECTED:
-            state = await reconcile(client, session_id, directory, user_message_id)
+            state = await reconcile(client, session_id, directory, user_message_id, family=family)
             if state.permissions or state.questions:
                 return _needs_input(session_id, state.permissions, state.questions)
             outcome = state.outcome
@@ -346,9 +383,11 @@ async def wait_for_outcome(
                 return outcome
             next_wait = settle
             continue
+        if event.session_id != session_id and event.type not in _INPUT_TYPES:
+            continue  # a descendant's: life, not the end of this turn
         unfinished_reads = 0
         if event.type in _INPUT_TYPES:
-            state = await reconcile(client, session_id, directory, user_message_id)
+            state = await reconcile(client, session_id, directory, user_message_id, family=family)
             if state.permissions or state.questions:
                 return _needs_input(session_id, state.permissions, state.questions)
             continue
