@@ -478,10 +478,11 @@ async def test_a_check_running_when_its_orchestrator_is_killed_reaches_no_commit
 ) -> None:
     # The check writes build output at once, then waits (the first time) for a
     # file that never comes. The orchestrator's whole process group is
-    # SIGKILLed meanwhile: the check, in its own session, lives on. The resumed
-    # orchestrator must end it, throw its output away rather than commit it,
-    # check again (this time the check writes more and ends) and merge the task
-    # without any of the checks' files.
+    # SIGKILLed meanwhile: the check, in its own session, lives on, and a git
+    # lock is left in the task's worktree. The resumed orchestrator must end
+    # the check, clear the lock, throw the check's output away rather than
+    # commit it, check again (this time the check writes more and ends) and
+    # merge the task without any of the checks' files.
     pids, resumed, go = tmp_path / "check.pids", tmp_path / "resumed", tmp_path / "go"
     check = (
         f"echo $$ >> {pids}; echo partial > build-output.txt; "
@@ -510,6 +511,10 @@ async def test_a_check_running_when_its_orchestrator_is_killed_reaches_no_commit
             await first.cleanup()  # SIGKILL of its process group
             assert await checkpointed_next(git_repo, run_id) == ("review",)
             assert alive(check_pid), "the check died with its orchestrator's group"
+            # What the kill leaves when it lands in a `git add` in the task's worktree.
+            worktree = run.run_dir / "worktrees" / "one"
+            gitdir = Path(git(worktree, "rev-parse", "--absolute-git-dir").strip())
+            (gitdir / "index.lock").write_text("")
 
             resumed.touch()
             second = await spawn("resumed", tmp_path, opencode_server, "resume", *common)
