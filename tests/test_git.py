@@ -424,6 +424,36 @@ async def test_a_lock_that_a_running_git_holds_is_left_alone(
     assert (await run.merge("b")).files == ("b.txt",)
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+async def test_a_lock_open_in_another_process_is_kept_until_it_is_closed(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    wt = await run.task_path("a")
+    lock = Path(git(wt, "rev-parse", "--absolute-git-dir").strip()) / "index.lock"
+    lock.write_text("")
+    release = tmp_path / "release"
+    # Open from outside the worktree: the open file alone says it is held.
+    holder = await asyncio.create_subprocess_shell(
+        f"exec 3<{lock}; echo open; while [ ! -e {release} ]; do sleep 0.05; done",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert await asyncio.wait_for(holder.stdout.readline(), 60) == b"open\n"
+    (wt / "a.txt").write_text("a, v2\n")
+
+    with pytest.raises(GitError, match=r"index\.lock"):
+        await run.commit_all("a", "a: more")
+    assert lock.exists()
+
+    release.touch()
+    await asyncio.wait_for(holder.wait(), 60)
+    assert await run.commit_all("a", "a: more") is not None
+    assert not lock.exists()
+
+
 async def test_a_conflicting_merge_is_aborted_and_the_task_branch_kept(git_repo: Path) -> None:
     run = (await Repo.open(git_repo)).run("r1")
     await _task(run, "a", {"README.md": "# from a\n"})
