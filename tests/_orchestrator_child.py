@@ -245,6 +245,15 @@ async def cleaning_up(children: list[Child], hangs: Iterable[Hang]) -> Any:
             await child.cleanup()
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not reaped yet, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 # -- waiting for the run, from outside --------------------------------------------
 
 

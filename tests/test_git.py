@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from _orchestrator_child import alive
 from langgraph_opencode.errors import ConfigurationError, GitError, MergeConflict
-from langgraph_opencode.tools.checks import run_check
+from langgraph_opencode.tools.checks import CheckRecord, run_check
 from langgraph_opencode.tools.git import GitRun, Repo
 
 _TEST_IDENTITY = {
@@ -354,6 +357,103 @@ async def test_a_merge_killed_half_way_is_redone_on_the_next_merge(git_repo: Pat
     assert git(run.integration_path, "status", "--porcelain", "--untracked-files=all") == ""
 
 
+async def test_locks_left_in_a_task_worktree_by_a_killed_git_are_cleared(git_repo: Path) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    wt = await run.task_path("a")
+    # What a `git add` or `git commit` killed with the orchestrator leaves.
+    gitdir = Path(git(wt, "rev-parse", "--absolute-git-dir").strip())
+    stale = [
+        gitdir / "index.lock",
+        gitdir / "HEAD.lock",
+        git_repo / ".git/refs/heads/lgoc/r1/a.lock",
+    ]
+    for lock in stale:
+        lock.write_text("")
+    (wt / "a.txt").write_text("a, v2\n")
+
+    committed = await run.commit_all("a", "a: more")
+
+    assert committed is not None
+    assert git(git_repo, "show", "lgoc/r1/a:a.txt") == "a, v2\n"
+    assert [lock for lock in stale if lock.exists()] == []
+
+
+def _hold_index_lock(worktree: Path, release: Path) -> subprocess.Popen[bytes]:
+    """A `git commit -a` in ``worktree`` whose editor waits for ``release``: it holds index.lock."""
+    (worktree / "README.md").write_text("# edited while git commits\n")
+    editor = f"while [ ! -e {release} ]; do sleep 0.05; done; true"
+    return subprocess.Popen(
+        ["git", "commit", "-a"],
+        cwd=worktree,
+        env={**os.environ, **_TEST_IDENTITY, "GIT_EDITOR": editor},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_a_lock_that_a_running_git_holds_is_left_alone(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    await _task(run, "b", {"b.txt": "b\n"})
+    await run.merge("a")
+    release = tmp_path / "release"
+    for worktree, act in [
+        (await run.task_path("b"), lambda: run.commit_all("b", "b: more")),
+        (run.integration_path, lambda: run.merge("b")),
+    ]:
+        lock = Path(git(worktree, "rev-parse", "--absolute-git-dir").strip()) / "index.lock"
+        holder = _hold_index_lock(worktree, release)
+        try:
+            deadline = time.monotonic() + 60
+            while not lock.exists():
+                assert holder.poll() is None, "git commit ended before it took the lock"
+                assert time.monotonic() < deadline, "git commit took no lock within 60 s"
+                await asyncio.sleep(0.02)
+
+            with pytest.raises(GitError, match=r"index\.lock"):
+                await act()
+            assert lock.exists()
+        finally:
+            release.touch()
+            await asyncio.to_thread(holder.wait, 60)
+            release.unlink()
+        git(worktree, "checkout", "--", "README.md")
+    assert (await run.merge("b")).files == ("b.txt",)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+async def test_a_lock_open_in_another_process_is_kept_until_it_is_closed(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    wt = await run.task_path("a")
+    lock = Path(git(wt, "rev-parse", "--absolute-git-dir").strip()) / "index.lock"
+    lock.write_text("")
+    release = tmp_path / "release"
+    # Open from outside the worktree: the open file alone says it is held.
+    holder = await asyncio.create_subprocess_shell(
+        f"exec 3<{lock}; echo open; while [ ! -e {release} ]; do sleep 0.05; done",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert await asyncio.wait_for(holder.stdout.readline(), 60) == b"open\n"
+    (wt / "a.txt").write_text("a, v2\n")
+
+    with pytest.raises(GitError, match=r"index\.lock"):
+        await run.commit_all("a", "a: more")
+    assert lock.exists()
+
+    release.touch()
+    await asyncio.wait_for(holder.wait(), 60)
+    assert await run.commit_all("a", "a: more") is not None
+    assert not lock.exists()
+
+
 async def test_a_conflicting_merge_is_aborted_and_the_task_branch_kept(git_repo: Path) -> None:
     run = (await Repo.open(git_repo)).run("r1")
     await _task(run, "a", {"README.md": "# from a\n"})
@@ -556,17 +656,9 @@ async def test_check_passes_and_fails(tmp_path: Path) -> None:
     assert failed.output.strip() == str(tmp_path)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 async def _gone(pid: int, within: float = 60.0) -> bool:
     deadline = time.monotonic() + within
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.02)
@@ -593,6 +685,40 @@ async def test_check_leaves_no_background_process_behind(tmp_path: Path) -> None
     assert result.passed
     assert result.duration_s < 100  # the background sleep (300 s) was not waited for
     assert await _gone(int((tmp_path / "child.pid").read_text()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+async def test_checks_left_running_by_a_dead_orchestrator_are_ended(tmp_path: Path) -> None:
+    record = CheckRecord(tmp_path / "run" / "checks" / "t1.json")
+    env = await record.begin(commit="c0ffee")
+    # What an orchestrator killed in a check leaves running: the check's shell
+    # in its own session, its child, and a grandchild in a session of its own.
+    check = "sleep 300 & echo $! > child.pid; setsid sleep 300 & echo $! > grandchild.pid; wait"
+    bystander = await asyncio.create_subprocess_exec("sleep", "300", start_new_session=True)
+    orphan = await asyncio.create_subprocess_shell(
+        check, cwd=tmp_path, env={**os.environ, **env}, start_new_session=True
+    )
+    try:
+        pid_files = [tmp_path / "child.pid", tmp_path / "grandchild.pid"]
+        deadline = time.monotonic() + 60
+        while not all(p.exists() and p.read_text().strip() for p in pid_files):
+            assert time.monotonic() < deadline, "the check did not start within 60 s"
+            await asyncio.sleep(0.02)
+        pids = [orphan.pid, *(int(p.read_text()) for p in pid_files)]
+
+        left = await CheckRecord(record.path).end_left()  # the next orchestrator's look
+
+        assert left == {"commit": "c0ffee"}
+        for pid in pids:
+            assert await _gone(pid), f"process {pid} of the left check still runs"
+        assert alive(bystander.pid), "a process of no check was killed"
+        await record.end()
+        assert await record.end_left() is None
+    finally:
+        for process in (orphan, bystander):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
 
 
 async def test_check_output_keeps_head_and_tail(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ import pytest_asyncio
 from _orchestrator_child import (
     VERDICT,
     Child,
+    alive,
     assert_all_merged,
     assert_no_prompt_twice,
     assert_nothing_left_behind,
@@ -470,3 +471,64 @@ async def test_a_resumed_run_times_the_turn_from_when_its_prompt_was_sent(
     assert report["status"] == "completed", resumed.output()
     aborted = [e["message"] for e in resumed.events if e["kind"] == "aborted"]
     assert aborted == ["one: the turn ran past turn_timeout (3600 s)"]
+
+
+async def test_a_check_running_when_its_orchestrator_is_killed_reaches_no_commit(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    # The check writes build output at once, then waits (the first time) for a
+    # file that never comes. The orchestrator's whole process group is
+    # SIGKILLed meanwhile: the check, in its own session, lives on, and a git
+    # lock is left in the task's worktree. The resumed orchestrator must end
+    # the check, clear the lock, throw the check's output away rather than
+    # commit it, check again (this time the check writes more and ends) and
+    # merge the task without any of the checks' files.
+    pids, resumed, go = tmp_path / "check.pids", tmp_path / "resumed", tmp_path / "go"
+    check = (
+        f"echo $$ >> {pids}; echo partial > build-output.txt; "
+        f"[ -e {resumed} ] || while [ ! -e {go} ]; do sleep 0.1; done; "
+        "echo leaked > leaked.txt; test -f one.txt"
+    )
+    model.script(
+        planner_returns(one_task_plan(check=check)),
+        worker_writes("one", {"one.txt": "1\n"}),
+        reviewer("one"),
+    )
+    run_id = "check-crash"
+    common = (str(git_repo), run_id, opencode_server.url)
+    run = (await Repo.open(git_repo)).run(run_id)
+    children: list[Child] = []
+    try:
+        async with cleaning_up(children, []):
+            first = await spawn("first", tmp_path, opencode_server, "start", *common, "one file")
+            children.append(first)
+
+            async def checking() -> bool:
+                return pids.exists() and (run.run_dir / "worktrees/one/build-output.txt").exists()
+
+            await until("the check to run", checking)
+            (check_pid,) = map(int, pids.read_text().split())
+            await first.cleanup()  # SIGKILL of its process group
+            assert await checkpointed_next(git_repo, run_id) == ("review",)
+            assert alive(check_pid), "the check died with its orchestrator's group"
+            # What the kill leaves when it lands in a `git add` in the task's worktree.
+            worktree = run.run_dir / "worktrees" / "one"
+            gitdir = Path(git(worktree, "rev-parse", "--absolute-git-dir").strip())
+            (gitdir / "index.lock").write_text("")
+
+            resumed.touch()
+            second = await spawn("resumed", tmp_path, opencode_server, "resume", *common)
+            children.append(second)
+            code = await second.finish()
+            assert code == 0, second.output()
+            report = second.report
+            assert report is not None, second.output()
+            assert not alive(check_pid), "the dead orchestrator's check still runs"
+    finally:
+        go.touch()  # a check left running ends now, whatever failed
+
+    assert_all_merged(report, git_repo, {"one": "1\n"}, second.output())
+    # Run three times: killed, again after the resume, on the merged work.
+    assert len(pids.read_text().split()) == 3
+    touched = git(git_repo, "log", "--all", "--format=%H", "--", "build-output.txt", "leaked.txt")
+    assert touched == "", "a check's output was committed"

@@ -13,13 +13,14 @@ from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.prompts import code_block
-from langgraph_opencode.tools.checks import CheckResult, run_check
+from langgraph_opencode.tools.checks import CheckRecord, CheckResult, run_check
 from langgraph_opencode.tools.git import GitRun, Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.models import PromptOutcome
 
 __all__ = [
     "DIFF_SLOT",
+    "check_record",
     "check_summary",
     "event",
     "failure",
@@ -165,14 +166,27 @@ def check_summary(result: CheckResult) -> dict[str, Any]:
     }
 
 
+def check_record(run: GitRun, scope: str) -> CheckRecord:
+    """The note of the checks of ``scope`` (a task id, or ``integration``) that run now."""
+    return CheckRecord(run.run_dir / "checks" / f"{scope}.json")
+
+
 async def run_checks(
-    commands: Iterable[str], cwd: Path, settings: RunSettings
+    commands: Iterable[str], cwd: Path, settings: RunSettings, env: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """Run acceptance checks one after another in ``cwd``; their summaries as kept in state."""
+    """Run acceptance checks one after another in ``cwd``; their summaries as kept in state.
+
+    ``env``: what [`CheckRecord.begin`][langgraph_opencode.tools.checks.CheckRecord.begin]
+    returned, so that the checks can be ended if this process dies.
+    """
     return [
         check_summary(
             await run_check(
-                command, cwd, timeout=settings.check_timeout, withhold={settings.password_env}
+                command,
+                cwd,
+                timeout=settings.check_timeout,
+                env=env,
+                withhold={settings.password_env},
             )
         )
         for command in commands

@@ -19,7 +19,13 @@ from langgraph.runtime import Runtime
 from langgraph_opencode.errors import GitError
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState
-from langgraph_opencode.nodes._common import event, git_run, run_checks, settings_of
+from langgraph_opencode.nodes._common import (
+    check_record,
+    event,
+    git_run,
+    run_checks,
+    settings_of,
+)
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.report import RunReport, TaskReport, write_report
 from langgraph_opencode.tools.git import GitRun
@@ -37,9 +43,14 @@ async def _verify(
     commands = list(dict.fromkeys(c for t in plan.tasks if t.id in merged for c in t.checks))
     if not commands:
         return [], []
+    checking = check_record(run, "integration")
+    # A dead orchestrator's checks still running here are ended; the checkout
+    # puts the worktree back to the branch's head.
+    await checking.end_left()
     try:
         async with run.integration_checkout() as worktree:
-            checks = await run_checks(commands, worktree, settings)
+            checks = await run_checks(commands, worktree, settings, await checking.begin())
+        await checking.end()
     except GitError as exc:
         message = f"could not check out {run.integration_branch} to verify it: {exc}"
         return [{"command": "git worktree", "passed": False, "output": str(exc)}], [

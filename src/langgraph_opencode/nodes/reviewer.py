@@ -45,6 +45,7 @@ from langgraph_opencode.graph.state import (
 )
 from langgraph_opencode.nodes._common import (
     DIFF_SLOT,
+    check_record,
     event,
     failure,
     git_run,
@@ -237,6 +238,11 @@ class _Reviewer:
                 )
             self.note("failed", why, task.id)
             return _failed(task.id, f"the worker's run failed: {why}")
+        checking = check_record(self.run, task.id)
+        if (left := await checking.end_left()) is not None:
+            # The last orchestrator died in this task's checks (now ended): all
+            # the worktree holds beyond the commit they checked is their output.
+            await self.run.discard_uncommitted(task.id, to=left["commit"])
         commits = list(record.get("commits") or [])
         if record.get("refreshing"):
             try:
@@ -255,10 +261,13 @@ class _Reviewer:
         # Commits not on record: the worker's own, or one made here before a
         # crash lost the record of it (the resumed run finds nothing to commit).
         commits += [sha for sha in await self.run.unmerged_commits(task.id) if sha not in commits]
-        checks = await run_checks(task.checks, Path(record["worktree"]), self.settings)
+        head = await self.run.task_head(task.id)
+        env = await checking.begin(commit=head)
+        checks = await run_checks(task.checks, Path(record["worktree"]), self.settings, env)
         # Checks may leave files behind (caches, build output); the work under
         # review is what was committed above.
-        await self.run.discard_uncommitted(task.id)
+        await self.run.discard_uncommitted(task.id, to=head)
+        await checking.end()
         passed = sum(c["passed"] for c in checks)
         self.note("checked", f"{passed}/{len(checks)} checks pass", task.id)
         update = TaskRecord(id=task.id, commits=commits, checks=checks, refreshing=False)

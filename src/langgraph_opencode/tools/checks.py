@@ -6,14 +6,22 @@ command and everything it started (test runners, servers, watchers); so does a
 normal exit, so a check never leaves processes behind. Output (stdout and
 stderr interleaved) is kept within a budget: its head and its tail, where the
 summary of a test run usually is.
+
+An orchestrator killed while a check runs cannot end it: the check's own
+session outlives it, SIGKILL of the orchestrator's process group included. So
+checks are written down before they start ([`CheckRecord`][]), and the
+orchestrator that resumes the run ends what the dead one left running before
+it touches the worktree the checks ran in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
+import secrets
 import signal
 import tempfile
 import time
@@ -23,10 +31,23 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DEFAULT_OUTPUT_CHARS", "CheckResult", "run_check", "secret_like"]
+__all__ = [
+    "CHECKS_ENV",
+    "DEFAULT_OUTPUT_CHARS",
+    "CheckRecord",
+    "CheckResult",
+    "run_check",
+    "secret_like",
+]
 
 DEFAULT_OUTPUT_CHARS = 20_000
 """Default budget for the output kept from one check."""
+CHECKS_ENV = "LANGGRAPH_OPENCODE_CHECKS"
+"""Set in the environment of checks run under a [`CheckRecord`][] to the record's id: how
+their processes are told from any other (a pid may have been reused)."""
+_END_PASSES = 20
+"""How often the processes of left checks are looked for (each pass ends the children
+the last pass's processes forked before they died)."""
 
 
 class CheckResult(BaseModel):
@@ -160,3 +181,98 @@ def _head_and_tail(sink: IO[bytes], budget: int) -> tuple[str, bool, int]:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+class CheckRecord:
+    """A note of the checks that run now, written before they start: a small JSON file.
+
+    ```python
+    record = CheckRecord(run_dir / "checks" / "t1.json")
+    if (left := await record.end_left()) is not None:
+        ...  # a dead orchestrator's checks ran here: undo what they left (left["commit"])
+    env = await record.begin(commit=head)
+    results = [await run_check(command, cwd, timeout=60, env=env) for command in commands]
+    ...  # put the worktree back
+    await record.end()
+    ```
+
+    The note holds a random id and the caller's facts (the commit checked).
+    Every process of the checks carries the id in its environment
+    ([`CHECKS_ENV`][]), so [`end_left`][] finds them all, children and
+    grandchildren in other process groups included, and nothing else. A
+    process that empties its environment and leaves the check's process group
+    is not found. Processes are looked for in ``/proc`` (Linux).
+
+    The note is removed by [`end`][] only: a block that fails or is cancelled
+    leaves it, and the next one undoes what the checks left behind.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def end_left(self) -> dict[str, str] | None:
+        """End the processes of the checks noted here; the note's facts, ``None`` if none.
+
+        The note stays until [`end`][] (or the next [`begin`][]).
+        """
+        note = await asyncio.to_thread(self._read)
+        if note is None:
+            return None
+        marker = f"{CHECKS_ENV}={note['id']}".encode()
+        for _ in range(_END_PASSES):
+            if not await asyncio.to_thread(_kill_marked, marker):
+                break
+            await asyncio.sleep(0.05)  # let the killed die before the next look
+        return {key: value for key, value in note.items() if key != "id"}
+
+    async def begin(self, **facts: str) -> dict[str, str]:
+        """Note that checks start; return the variables to add to their environment."""
+        note = {"id": secrets.token_hex(16), **facts}
+        await asyncio.to_thread(self._write, note)
+        return {CHECKS_ENV: note["id"]}
+
+    async def end(self) -> None:
+        """Remove the note: the checks are over and what they left is undone."""
+        await asyncio.to_thread(self.path.unlink, missing_ok=True)
+
+    def _read(self) -> dict[str, str] | None:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        note: dict[str, str] = json.loads(text)
+        return note
+
+    def _write(self, note: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(json.dumps(note))
+        os.replace(partial, self.path)  # never half a note: a kill may come at any time
+
+
+def _kill_marked(marker: bytes) -> bool:
+    """SIGKILL every process whose environment holds ``marker``, with its group; any found?"""
+    found = False
+    if not os.path.isdir("/proc"):
+        return found  # nowhere to look: the note's commit is still undone
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                # A zombie's environment reads as empty: it is dead already.
+                environ = Path(entry.path, "environ").read_bytes()
+            except OSError:  # gone, or another user's
+                continue
+            if marker not in environ.split(b"\0"):
+                continue
+            found = True
+            pid = int(entry.name)
+            with contextlib.suppress(ProcessLookupError):
+                # Its group came from the check too (never ours: each check has its
+                # own): it reaches members that emptied their environment.
+                if (group := os.getpgid(pid)) != os.getpgrp():
+                    _signal_group(group, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    return found

@@ -111,6 +111,10 @@ class RunBase:
         head = await self._branch_head(self.task_branch(task_id))
         return await self.repo.is_ancestor(head, await self.ensure_integration_branch())
 
+    async def task_head(self, task_id: str) -> str:
+        """The commit at the head of the task branch."""
+        return await self._branch_head(self.task_branch(task_id))
+
     async def unmerged_commits(self, task_id: str) -> list[str]:
         """The task branch's commits that the integration branch lacks, oldest first."""
         head = await self._branch_head(self.task_branch(task_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from langgraph_opencode.errors import GitError, MergeConflict
 from langgraph_opencode.tools.git._base import RunBase, split_z
 from langgraph_opencode.tools.git._command import command_error, run_git
+from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._worktrees import (
     conflict_marker_paths,
     ensure_worktree,
@@ -108,6 +108,7 @@ class MergingRun(RunBase):
                 f"{wt} has uncommitted changes ({', '.join(e.path for e in dirty[:10])}): "
                 "commit them (commit_all) before refreshing"
             )
+        await clear_stale_locks(wt)
         await self.ensure_integration_branch()
         head = await self._head_of(wt)
         if await self.repo.is_ancestor(self.integration_branch, head):
@@ -154,6 +155,7 @@ class MergingRun(RunBase):
                 "resolve them before finishing the refresh",
                 paths=conflicts,
             )
+        await clear_stale_locks(wt)
         await run_git(wt, "add", "-A")
         await run_git(
             wt, "commit", "--quiet", "--no-verify", "--no-edit", identity=self.repo.identity
@@ -190,11 +192,7 @@ class MergingRun(RunBase):
                 start=start,
                 owned=self.run_dir,
             )
-        # Called under the run's merge lock, and one process drives a run: a
-        # lock file here was left by a git command killed with the orchestrator.
-        gitdir = Path((await run_git(wt, "rev-parse", "--absolute-git-dir")).stdout.strip())
-        for stale in ("index.lock", "HEAD.lock"):
-            await asyncio.to_thread((gitdir / stale).unlink, missing_ok=True)
+        await clear_stale_locks(wt)  # left by a git command killed with the orchestrator
         if await merge_in_progress(wt):  # left by a crash in the middle of a merge
             await run_git(wt, "merge", "--abort")
         if await status_entries(wt):

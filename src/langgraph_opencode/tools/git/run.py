@@ -29,6 +29,7 @@ from pathlib import Path
 from langgraph_opencode.errors import ConfigurationError, GitError
 from langgraph_opencode.tools.git._base import _absolute, split_z
 from langgraph_opencode.tools.git._command import run_git
+from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._merging import MergingRun
 from langgraph_opencode.tools.git._worktrees import (
     ensure_worktree,
@@ -115,6 +116,7 @@ class GitRun(MergingRun):
                 f"a refresh merge is in progress in {wt}: resolve the conflicts, then call "
                 "finish_refresh (or abort_refresh) instead of commit_all"
             )
+        await clear_stale_locks(wt)
         await run_git(wt, "add", "-A")
         staged = split_z((await run_git(wt, "diff", "--cached", "--name-only", "-z")).stdout)
         if not staged:
@@ -163,15 +165,21 @@ class GitRun(MergingRun):
             files=split_z(files),
         )
 
-    async def discard_uncommitted(self, task_id: str) -> None:
-        """Put a task's worktree back to its last commit (tracked and untracked files).
+    async def discard_uncommitted(self, task_id: str, *, to: str = "HEAD") -> None:
+        """Put a task's worktree back to a commit (tracked and untracked files).
 
         For what acceptance checks leave behind (caches, build output) once the
         task's work is committed; ignored files are kept. Never call it before
         ``commit_all``: it deletes uncommitted work.
+
+        Args:
+            task_id: The task.
+            to: The commit the task branch is reset to: the one checked, which
+                also undoes commits a check made.
         """
         wt = await self.task_path(task_id)
-        await run_git(wt, "reset", "--quiet", "--hard", "HEAD")
+        await clear_stale_locks(wt)
+        await run_git(wt, "reset", "--quiet", "--hard", to)
         await run_git(wt, "clean", "--quiet", "-fd")
 
     async def remove_task_worktree(
