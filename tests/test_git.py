@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from langgraph_opencode.errors import ConfigurationError, GitError, MergeConflict
+from langgraph_opencode.errors import ConfigurationError, GitError, GitTimeoutError, MergeConflict
 from langgraph_opencode.tools.checks import run_check
 from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.git._command import git_timeout
 
 _TEST_IDENTITY = {
     "GIT_AUTHOR_NAME": "test user",
@@ -538,6 +539,149 @@ async def test_a_missing_worktree_is_unregistered_and_listed_as_missing(git_repo
     assert [(w.branch, w.missing, w.dirty) for w in listed] == [("lgoc/r1/t1", True, None)]
     assert await run.remove_task_worktree("t1")
     assert (await run.inventory()).worktrees == ()
+
+
+# --- the user's hooks and filters ------------------------------------------------------
+
+_HOOKS = (
+    "post-checkout",
+    "pre-commit",
+    "commit-msg",
+    "post-commit",
+    "pre-merge-commit",
+    "post-merge",
+    "reference-transaction",
+)
+
+
+def _failing_hooks(repo: Path, marker: Path) -> None:
+    """Hooks that leave a mark and fail (as git-lfs's do when git-lfs is missing)."""
+    hooks = repo / ".git" / "hooks"
+    for name in _HOOKS:
+        hook = hooks / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> '{marker}'\nexit 1\n")
+        hook.chmod(0o755)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes (not zombies) of process group ``pgid``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _hanging_filter(repo: Path, pid_file: Path) -> None:
+    """A smudge filter that writes its pid and process group, ignores SIGTERM and never ends."""
+    (repo / ".gitattributes").write_text("*.bin filter=hang\n")
+    (repo / "data.bin").write_text("payload\n")
+    git(repo, "add", ".gitattributes", "data.bin")
+    git(repo, "commit", "--quiet", "-m", "a file with a filter")
+    script = (
+        f"echo $$ $(cut -d' ' -f5 /proc/$$/stat) > '{pid_file}'; "
+        "trap '' TERM; while :; do sleep 1; done"
+    )
+    git(repo, "config", "filter.hang.smudge", f'sh -c "{script}"')
+
+
+def _has_text(path: Path) -> bool:
+    return path.exists() and bool(path.read_text().strip())
+
+
+async def _written(path: Path, within: float = 120.0) -> None:
+    """Wait until another process has written ``path``."""
+    deadline = time.monotonic() + within
+    while not _has_text(path):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} was not written within {within} s")
+        await asyncio.sleep(0.05)
+
+
+async def _group_gone(pgid: int, within: float = 60.0) -> bool:
+    deadline = time.monotonic() + within
+    while _group_members(pgid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_no_user_hook_runs_and_failing_hooks_fail_nothing(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hooks-ran.txt"
+    _failing_hooks(git_repo, marker)
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    await _task(run, "b", {"b.txt": "b\n"})
+    await run.merge("a")
+    await run.refresh("b")
+    await run.merge("b")
+    async with run.integration_checkout() as checkout:
+        assert (checkout / "b.txt").read_text() == "b\n"
+    await run.remove_task_worktree("a", delete_branch=True)
+
+    assert set(git(git_repo, "ls-tree", "--name-only", run.integration_branch).split()) == {
+        "README.md",
+        "a.txt",
+        "b.txt",
+    }
+    assert not marker.exists(), marker.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+async def test_a_git_command_that_hangs_is_stopped_with_everything_it_started(
+    git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "filter.pid"
+    _hanging_filter(git_repo, pid_file)
+    # Long enough for a busy machine to start git and the filter.
+    monkeypatch.setenv("LANGGRAPH_OPENCODE_GIT_TIMEOUT", "5")
+    run = (await Repo.open(git_repo)).run("r1")
+
+    async with asyncio.timeout(120):  # a hang guard: the loop must not wait for the filter
+        with pytest.raises(GitTimeoutError) as caught:
+            await run.create_task_worktree("t1")
+
+    error = caught.value
+    assert error.timeout == 5
+    assert error.command[:3] == ("git", "worktree", "add")
+    assert str(error).startswith(f"`git worktree` did not finish within 5 s in {git_repo}")
+    assert "LANGGRAPH_OPENCODE_GIT_TIMEOUT" in str(error)
+    pid, pgid = map(int, pid_file.read_text().split())
+    assert pgid != os.getpgid(0)  # git ran in a process group of its own
+    assert await _gone(pid)
+    assert await _group_gone(pgid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+async def test_a_cancelled_git_command_leaves_no_process_behind(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "filter.pid"
+    _hanging_filter(git_repo, pid_file)
+    run = (await Repo.open(git_repo)).run("r1")
+    adding = asyncio.create_task(run.create_task_worktree("t1"))
+    await _written(pid_file)  # the filter started, and never ends
+    adding.cancel()
+    async with asyncio.timeout(120):  # a hang guard
+        with pytest.raises(asyncio.CancelledError):
+            await adding
+
+    pid, pgid = map(int, pid_file.read_text().split())
+    assert await _gone(pid)
+    assert await _group_gone(pgid)
+
+
+def test_a_git_timeout_that_is_no_number_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGGRAPH_OPENCODE_GIT_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="LANGGRAPH_OPENCODE_GIT_TIMEOUT must be"):
+        git_timeout()
 
 
 # --- acceptance checks -----------------------------------------------------------------

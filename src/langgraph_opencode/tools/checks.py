@@ -11,7 +11,6 @@ summary of a test run usually is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import IO
 
 from pydantic import BaseModel, ConfigDict
+
+from langgraph_opencode.tools._process import signal_group
 
 __all__ = ["DEFAULT_OUTPUT_CHARS", "CheckResult", "run_check", "secret_like"]
 
@@ -118,14 +119,14 @@ async def run_check(
             await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
             timed_out = True
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), kill_grace)
             except TimeoutError:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
         finally:
             # Whatever the command left running in its group goes too.
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 await proc.wait()
         duration = time.monotonic() - started
@@ -155,8 +156,3 @@ def _head_and_tail(sink: IO[bytes], budget: int) -> tuple[str, bool, int]:
     tail = sink.read().decode("utf-8", errors="replace")
     omitted = total - budget
     return f"{head}\n… [{omitted} bytes of output omitted] …\n{tail}", True, total
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
