@@ -684,6 +684,58 @@ def test_a_git_timeout_that_is_no_number_is_refused(monkeypatch: pytest.MonkeyPa
         git_timeout()
 
 
+# --- submodules ------------------------------------------------------------------------
+
+
+def _with_submodule(repo: Path, tmp_path: Path) -> None:
+    """Give ``repo`` a submodule ``sub`` from a local bare repository, then lose that one.
+
+    Only the user's own clone of it (``.git/modules/sub``) is left, so a task
+    worktree that gets ``sub`` got it from there, not from its URL.
+    """
+    library = tmp_path / "library"
+    library.mkdir()
+    git(library, "init", "--quiet", "--initial-branch=main")
+    (library / "file").write_text("from the submodule\n")
+    git(library, "add", "file")
+    git(library, "commit", "--quiet", "-m", "library")
+    upstream = tmp_path / "upstream.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(library), str(upstream))
+    git(
+        repo,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "--quiet",
+        str(upstream),
+        "sub",
+    )
+    git(repo, "commit", "--quiet", "-m", "add sub")
+    shutil.rmtree(upstream)
+    shutil.rmtree(library)
+
+
+async def test_a_task_worktree_gets_the_users_submodules_from_their_local_clones(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    _with_submodule(git_repo, tmp_path)
+    config = (git_repo / ".git" / "config").read_bytes()
+    run = (await Repo.open(git_repo)).run("r1")
+
+    task = await run.create_task_worktree("t1")
+    check = await run_check("test -f sub/file", task.path, timeout=120)
+    assert check.passed, check.output
+    assert (task.path / "sub" / "file").read_text() == "from the submodule\n"
+    assert (await run.commit_all("t1", "t1: nothing")) is None  # the checkout is clean
+    async with run.integration_checkout() as checkout:
+        assert (checkout / "sub" / "file").is_file()
+    assert await run.remove_task_worktree("t1")
+    assert await run.remove_integration_worktree()
+    assert (await run.inventory()).worktrees == ()
+    assert (git_repo / ".git" / "config").read_bytes() == config
+
+
 # --- acceptance checks -----------------------------------------------------------------
 
 

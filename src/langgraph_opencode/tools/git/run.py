@@ -24,6 +24,7 @@ different tasks may run concurrently; operations on one task must not.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from langgraph_opencode.errors import ConfigurationError, GitError
@@ -273,6 +274,13 @@ class GitRun(MergingRun):
                         f"untracked files ({', '.join(e.path for e in dirty[:10])}); commit "
                         "or move them first"
                     )
-                await run_git(self.repo.root, "worktree", "remove", str(entry.path))
+                # git refuses any worktree with submodules; it was found clean above
+                # (a submodule's own changes count), which is all --force skips.
+                force = ("--force",) if await _has_submodules(entry.path) else ()
+                await run_git(self.repo.root, "worktree", "remove", *force, str(entry.path))
                 return True
         return False
+
+
+async def _has_submodules(worktree: Path) -> bool:
+    return await asyncio.to_thread((worktree / ".gitmodules").is_file)
