@@ -9,13 +9,27 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from langgraph_opencode.api import aorchestrate
 from langgraph_opencode.errors import ConfigurationError, GitError, GitTimeoutError, MergeConflict
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.testing import (
+    Conversation,
+    ScriptedModelServer,
+    Step,
+    Text,
+    ToolCall,
+    one_task_plan,
+    reviewer_says,
+    task_prompt,
+)
 from langgraph_opencode.tools.checks import run_check
 from langgraph_opencode.tools.git import GitRun, Repo
 from langgraph_opencode.tools.git._command import git_timeout
+from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 _TEST_IDENTITY = {
     "GIT_AUTHOR_NAME": "test user",
@@ -734,6 +748,131 @@ async def test_a_task_worktree_gets_the_users_submodules_from_their_local_clones
     assert await run.remove_integration_worktree()
     assert (await run.inventory()).worktrees == ()
     assert (git_repo / ".git" / "config").read_bytes() == config
+
+
+# --- the repository's shared files ----------------------------------------------------
+
+
+def _shared_files(repo: Path) -> dict[str, tuple[bytes, int]]:
+    """The bytes and modes of the git directory's config, hooks and info files."""
+    gitdir = repo / ".git"
+    paths = [
+        gitdir / "config",
+        *sorted((gitdir / "hooks").rglob("*")),
+        *(gitdir / "info").glob("*"),
+    ]
+    return {
+        str(p.relative_to(gitdir)): (p.read_bytes(), p.stat().st_mode) for p in paths if p.is_file()
+    }
+
+
+async def test_an_agents_change_to_the_shared_config_and_hooks_is_undone(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    before = _shared_files(git_repo)
+    run = (await Repo.open(git_repo)).run("r1")
+    task = await run.create_task_worktree("t1")
+    # What an agent can do from its linked worktree: `git config` writes the shared config.
+    git(task.path, "config", "core.hooksPath", str(tmp_path / "evil"))
+    git(task.path, "config", "url.https://someone:tok3n-secret@example.com/.insteadOf", "x:")
+    hooks = Path(git(task.path, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    hook = hooks / "hooks" / "post-checkout"
+    hook.write_text("#!/bin/sh\necho gotcha\n")
+    hook.chmod(0o755)
+    (hooks / "hooks" / "pre-commit.sample").write_text("changed\n")
+    (hooks / "info" / "exclude").write_text("*\n")
+
+    undone = await run.undo_shared_changes("t1")
+
+    assert _shared_files(git_repo) == before
+    assert undone is not None
+    assert undone.files == (
+        "config",
+        "hooks/post-checkout",
+        "hooks/pre-commit.sample",
+        "info/exclude",
+    )
+    assert undone.config_keys == (
+        "core.hookspath",
+        "url.https://***@example.com/.insteadof",
+    )
+    assert "tok3n-secret" not in undone.summary
+    assert "core.hookspath" in undone.summary
+    # Nothing is lost: the changed versions are kept.
+    assert (undone.kept / "hooks" / "post-checkout").read_text() == "#!/bin/sh\necho gotcha\n"
+    assert str(tmp_path / "evil") in (undone.kept / "config").read_text()
+    assert await run.undo_shared_changes("t1") is None
+
+
+async def test_a_change_in_the_users_core_hooks_path_directory_is_undone(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    hooks = tmp_path / "team-hooks"
+    hooks.mkdir()
+    (hooks / "pre-push").write_text("#!/bin/sh\nexit 0\n")
+    git(git_repo, "config", "core.hooksPath", str(hooks))
+    run = (await Repo.open(git_repo)).run("r1")
+    await run.create_task_worktree("t1")
+    (hooks / "pre-push").write_text("#!/bin/sh\necho gotcha\n")
+    (hooks / "post-checkout").write_text("#!/bin/sh\necho gotcha\n")
+
+    undone = await run.undo_shared_changes("t1")
+
+    assert undone is not None
+    assert undone.files == ("core.hooksPath/post-checkout", "core.hooksPath/pre-push")
+    assert sorted(p.name for p in hooks.iterdir()) == ["pre-push"]
+    assert (hooks / "pre-push").read_text() == "#!/bin/sh\nexit 0\n"
+
+
+@pytest.mark.opencode
+@pytest.mark.usefixtures("no_blocking_calls")
+async def test_a_workers_git_config_and_hook_are_undone_and_reported(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hook-ran"
+    evil = tmp_path / "evil"
+    # What README's `--allow 'bash:git *'` lets a worker do from its linked worktree.
+    command = (
+        f"git config core.hooksPath {evil} && "
+        'hooks="$(git rev-parse --path-format=absolute --git-common-dir)/hooks" && '
+        f"printf '#!/bin/sh\\ntouch {marker}\\n' > \"$hooks/post-checkout\" && "
+        'chmod +x "$hooks/post-checkout" && echo one > one.txt'
+    )
+    model.script(
+        Conversation(
+            ToolCall.bash(command, description="write one.txt"),
+            Step(Text("Wrote one.txt."), after_tool="bash"),
+            user=task_prompt("one"),
+        ),
+        reviewer_says(True, repeat=True),
+    )
+    before = _shared_files(git_repo)
+    events: list[dict[str, Any]] = []
+
+    report = await aorchestrate(
+        "write one.txt",
+        repo=git_repo,
+        plan=one_task_plan("one", file="one.txt"),
+        server_url=opencode_server.url,
+        password=opencode_server.password,
+        settings=RunSettings(unmatched_permissions="allow"),
+        on_event=events.append,
+    )
+
+    assert report.status == "completed", report.to_markdown()
+    assert _shared_files(git_repo) == before
+    git(git_repo, "checkout", "--quiet", "-b", "after-the-run")
+    assert not marker.exists()  # the user's next checkout runs no hook of the agent's
+    undone = [e for e in events if e["kind"] == "undone"]
+    assert [(e["task"], e["files"], e["config_keys"]) for e in undone] == [
+        ("one", ["config", "hooks/post-checkout"], ["core.hookspath"])
+    ]
+    (task,) = report.tasks
+    assert task.undone == [undone[0]["message"].removeprefix("one: ")]
+    assert "core.hookspath" in report.to_markdown()
+    kept = Path(undone[0]["kept"])
+    assert str(evil) in (kept / "config").read_text()
+    assert (kept / "hooks" / "post-checkout").is_file()
 
 
 # --- acceptance checks -----------------------------------------------------------------

@@ -127,6 +127,9 @@ class TaskRecord(TypedDict, total=False):
     started_at: float
     finished_at: float
     sessions: list[str]
+    undone: list[str]
+    """Changes to the repository's shared git files found after the task's turns, undone
+    (one line each, as in its ``undone`` events)."""
 
 
 def merge_tasks(
