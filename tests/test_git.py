@@ -11,13 +11,28 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from _orchestrator_child import alive
-from langgraph_opencode.errors import ConfigurationError, GitError, MergeConflict
+from langgraph_opencode.api import aorchestrate
+from langgraph_opencode.errors import ConfigurationError, GitError, GitTimeoutError, MergeConflict
+from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.testing import (
+    Conversation,
+    ScriptedModelServer,
+    Step,
+    Text,
+    ToolCall,
+    one_task_plan,
+    reviewer_says,
+    task_prompt,
+)
 from langgraph_opencode.tools.checks import CheckRecord, run_check
 from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.git._command import git_timeout
+from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 _TEST_IDENTITY = {
     "GIT_AUTHOR_NAME": "test user",
@@ -638,6 +653,326 @@ async def test_a_missing_worktree_is_unregistered_and_listed_as_missing(git_repo
     assert [(w.branch, w.missing, w.dirty) for w in listed] == [("lgoc/r1/t1", True, None)]
     assert await run.remove_task_worktree("t1")
     assert (await run.inventory()).worktrees == ()
+
+
+# --- the user's hooks and filters ------------------------------------------------------
+
+_HOOKS = (
+    "post-checkout",
+    "pre-commit",
+    "commit-msg",
+    "post-commit",
+    "pre-merge-commit",
+    "post-merge",
+    "reference-transaction",
+)
+
+
+def _failing_hooks(repo: Path, marker: Path) -> None:
+    """Hooks that leave a mark and fail (as git-lfs's do when git-lfs is missing)."""
+    hooks = repo / ".git" / "hooks"
+    for name in _HOOKS:
+        hook = hooks / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> '{marker}'\nexit 1\n")
+        hook.chmod(0o755)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes (not zombies) of process group ``pgid``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _hanging_filter(repo: Path, pid_file: Path) -> None:
+    """A smudge filter that writes its pid and process group, ignores SIGTERM and never ends."""
+    (repo / ".gitattributes").write_text("*.bin filter=hang\n")
+    (repo / "data.bin").write_text("payload\n")
+    git(repo, "add", ".gitattributes", "data.bin")
+    git(repo, "commit", "--quiet", "-m", "a file with a filter")
+    script = (
+        f"echo $$ $(cut -d' ' -f5 /proc/$$/stat) > '{pid_file}'; "
+        "trap '' TERM; while :; do sleep 1; done"
+    )
+    git(repo, "config", "filter.hang.smudge", f'sh -c "{script}"')
+
+
+def _has_text(path: Path) -> bool:
+    return path.exists() and bool(path.read_text().strip())
+
+
+async def _written(path: Path, within: float = 120.0) -> None:
+    """Wait until another process has written ``path``."""
+    deadline = time.monotonic() + within
+    while not _has_text(path):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} was not written within {within} s")
+        await asyncio.sleep(0.05)
+
+
+async def _group_gone(pgid: int, within: float = 60.0) -> bool:
+    deadline = time.monotonic() + within
+    while _group_members(pgid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_no_user_hook_runs_and_failing_hooks_fail_nothing(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hooks-ran.txt"
+    _failing_hooks(git_repo, marker)
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"a.txt": "a\n"})
+    await _task(run, "b", {"b.txt": "b\n"})
+    await run.merge("a")
+    await run.refresh("b")
+    await run.merge("b")
+    async with run.integration_checkout() as checkout:
+        assert (checkout / "b.txt").read_text() == "b\n"
+    await run.remove_task_worktree("a", delete_branch=True)
+
+    assert set(git(git_repo, "ls-tree", "--name-only", run.integration_branch).split()) == {
+        "README.md",
+        "a.txt",
+        "b.txt",
+    }
+    assert not marker.exists(), marker.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+async def test_a_git_command_that_hangs_is_stopped_with_everything_it_started(
+    git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "filter.pid"
+    _hanging_filter(git_repo, pid_file)
+    # Long enough for a busy machine to start git and the filter.
+    monkeypatch.setenv("LANGGRAPH_OPENCODE_GIT_TIMEOUT", "5")
+    run = (await Repo.open(git_repo)).run("r1")
+
+    async with asyncio.timeout(120):  # a hang guard: the loop must not wait for the filter
+        with pytest.raises(GitTimeoutError) as caught:
+            await run.create_task_worktree("t1")
+
+    error = caught.value
+    assert error.timeout == 5
+    assert error.command[:3] == ("git", "worktree", "add")
+    assert str(error).startswith(f"`git worktree` did not finish within 5 s in {git_repo}")
+    assert "LANGGRAPH_OPENCODE_GIT_TIMEOUT" in str(error)
+    pid, pgid = map(int, pid_file.read_text().split())
+    assert pgid != os.getpgid(0)  # git ran in a process group of its own
+    assert await _gone(pid)
+    assert await _group_gone(pgid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+async def test_a_cancelled_git_command_leaves_no_process_behind(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "filter.pid"
+    _hanging_filter(git_repo, pid_file)
+    run = (await Repo.open(git_repo)).run("r1")
+    adding = asyncio.create_task(run.create_task_worktree("t1"))
+    await _written(pid_file)  # the filter started, and never ends
+    adding.cancel()
+    async with asyncio.timeout(120):  # a hang guard
+        with pytest.raises(asyncio.CancelledError):
+            await adding
+
+    pid, pgid = map(int, pid_file.read_text().split())
+    assert await _gone(pid)
+    assert await _group_gone(pgid)
+
+
+def test_a_git_timeout_that_is_no_number_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGGRAPH_OPENCODE_GIT_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="LANGGRAPH_OPENCODE_GIT_TIMEOUT must be"):
+        git_timeout()
+
+
+# --- submodules ------------------------------------------------------------------------
+
+
+def _with_submodule(repo: Path, tmp_path: Path) -> None:
+    """Give ``repo`` a submodule ``sub`` from a local bare repository, then lose that one.
+
+    Only the user's own clone of it (``.git/modules/sub``) is left, so a task
+    worktree that gets ``sub`` got it from there, not from its URL.
+    """
+    library = tmp_path / "library"
+    library.mkdir()
+    git(library, "init", "--quiet", "--initial-branch=main")
+    (library / "file").write_text("from the submodule\n")
+    git(library, "add", "file")
+    git(library, "commit", "--quiet", "-m", "library")
+    upstream = tmp_path / "upstream.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(library), str(upstream))
+    git(
+        repo,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "--quiet",
+        str(upstream),
+        "sub",
+    )
+    git(repo, "commit", "--quiet", "-m", "add sub")
+    shutil.rmtree(upstream)
+    shutil.rmtree(library)
+
+
+async def test_a_task_worktree_gets_the_users_submodules_from_their_local_clones(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    _with_submodule(git_repo, tmp_path)
+    config = (git_repo / ".git" / "config").read_bytes()
+    run = (await Repo.open(git_repo)).run("r1")
+
+    task = await run.create_task_worktree("t1")
+    check = await run_check("test -f sub/file", task.path, timeout=120)
+    assert check.passed, check.output
+    assert (task.path / "sub" / "file").read_text() == "from the submodule\n"
+    assert (await run.commit_all("t1", "t1: nothing")) is None  # the checkout is clean
+    async with run.integration_checkout() as checkout:
+        assert (checkout / "sub" / "file").is_file()
+    assert await run.remove_task_worktree("t1")
+    assert await run.remove_integration_worktree()
+    assert (await run.inventory()).worktrees == ()
+    assert (git_repo / ".git" / "config").read_bytes() == config
+
+
+# --- the repository's shared files ----------------------------------------------------
+
+
+def _shared_files(repo: Path) -> dict[str, tuple[bytes, int]]:
+    """The bytes and modes of the git directory's config, hooks and info files."""
+    gitdir = repo / ".git"
+    paths = [
+        gitdir / "config",
+        *sorted((gitdir / "hooks").rglob("*")),
+        *(gitdir / "info").glob("*"),
+    ]
+    return {
+        str(p.relative_to(gitdir)): (p.read_bytes(), p.stat().st_mode) for p in paths if p.is_file()
+    }
+
+
+async def test_an_agents_change_to_the_shared_config_and_hooks_is_undone(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    before = _shared_files(git_repo)
+    run = (await Repo.open(git_repo)).run("r1")
+    task = await run.create_task_worktree("t1")
+    # What an agent can do from its linked worktree: `git config` writes the shared config.
+    git(task.path, "config", "core.hooksPath", str(tmp_path / "evil"))
+    git(task.path, "config", "url.https://someone:tok3n-secret@example.com/.insteadOf", "x:")
+    hooks = Path(git(task.path, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    hook = hooks / "hooks" / "post-checkout"
+    hook.write_text("#!/bin/sh\necho gotcha\n")
+    hook.chmod(0o755)
+    (hooks / "hooks" / "pre-commit.sample").write_text("changed\n")
+    (hooks / "info" / "exclude").write_text("*\n")
+
+    undone = await run.undo_shared_changes("t1")
+
+    assert _shared_files(git_repo) == before
+    assert undone is not None
+    assert undone.files == (
+        "config",
+        "hooks/post-checkout",
+        "hooks/pre-commit.sample",
+        "info/exclude",
+    )
+    assert undone.config_keys == (
+        "core.hookspath",
+        "url.https://***@example.com/.insteadof",
+    )
+    assert "tok3n-secret" not in undone.summary
+    assert "core.hookspath" in undone.summary
+    # Nothing is lost: the changed versions are kept.
+    assert (undone.kept / "hooks" / "post-checkout").read_text() == "#!/bin/sh\necho gotcha\n"
+    assert str(tmp_path / "evil") in (undone.kept / "config").read_text()
+    assert await run.undo_shared_changes("t1") is None
+
+
+async def test_a_change_in_the_users_core_hooks_path_directory_is_undone(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    hooks = tmp_path / "team-hooks"
+    hooks.mkdir()
+    (hooks / "pre-push").write_text("#!/bin/sh\nexit 0\n")
+    git(git_repo, "config", "core.hooksPath", str(hooks))
+    run = (await Repo.open(git_repo)).run("r1")
+    await run.create_task_worktree("t1")
+    (hooks / "pre-push").write_text("#!/bin/sh\necho gotcha\n")
+    (hooks / "post-checkout").write_text("#!/bin/sh\necho gotcha\n")
+
+    undone = await run.undo_shared_changes("t1")
+
+    assert undone is not None
+    assert undone.files == ("core.hooksPath/post-checkout", "core.hooksPath/pre-push")
+    assert sorted(p.name for p in hooks.iterdir()) == ["pre-push"]
+    assert (hooks / "pre-push").read_text() == "#!/bin/sh\nexit 0\n"
+
+
+@pytest.mark.opencode
+@pytest.mark.usefixtures("no_blocking_calls")
+async def test_a_workers_git_config_and_hook_are_undone_and_reported(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hook-ran"
+    evil = tmp_path / "evil"
+    # What README's `--allow 'bash:git *'` lets a worker do from its linked worktree.
+    command = (
+        f"git config core.hooksPath {evil} && "
+        'hooks="$(git rev-parse --path-format=absolute --git-common-dir)/hooks" && '
+        f"printf '#!/bin/sh\\ntouch {marker}\\n' > \"$hooks/post-checkout\" && "
+        'chmod +x "$hooks/post-checkout" && echo one > one.txt'
+    )
+    model.script(
+        Conversation(
+            ToolCall.bash(command, description="write one.txt"),
+            Step(Text("Wrote one.txt."), after_tool="bash"),
+            user=task_prompt("one"),
+        ),
+        reviewer_says(True, repeat=True),
+    )
+    before = _shared_files(git_repo)
+    events: list[dict[str, Any]] = []
+
+    report = await aorchestrate(
+        "write one.txt",
+        repo=git_repo,
+        plan=one_task_plan("one", file="one.txt"),
+        server_url=opencode_server.url,
+        password=opencode_server.password,
+        settings=RunSettings(unmatched_permissions="allow"),
+        on_event=events.append,
+    )
+
+    assert report.status == "completed", report.to_markdown()
+    assert _shared_files(git_repo) == before
+    git(git_repo, "checkout", "--quiet", "-b", "after-the-run")
+    assert not marker.exists()  # the user's next checkout runs no hook of the agent's
+    undone = [e for e in events if e["kind"] == "undone"]
+    assert [(e["task"], e["files"], e["config_keys"]) for e in undone] == [
+        ("one", ["config", "hooks/post-checkout"], ["core.hookspath"])
+    ]
+    (task,) = report.tasks
+    assert task.undone == [undone[0]["message"].removeprefix("one: ")]
+    assert "core.hookspath" in report.to_markdown()
+    kept = Path(undone[0]["kept"])
+    assert str(evil) in (kept / "config").read_text()
+    assert (kept / "hooks" / "post-checkout").is_file()
 
 
 # --- acceptance checks -----------------------------------------------------------------

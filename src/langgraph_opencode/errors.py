@@ -16,6 +16,7 @@ LangGraphOpenCodeError
 │   ├── PlanError ................. a plan is malformed or breaks a plan rule
 │   └── RunHeldError .............. another orchestrator drives the run now
 ├── GitError ...................... a git command failed, or git work was refused
+│   ├── GitTimeoutError ........... a git command did not finish in time and was stopped
 │   └── MergeConflict ............. a merge stopped on conflicting paths
 └── OpenCodeError ................. talking to an OpenCode server failed
     ├── OpenCodeConnectionError ... the server could not be reached (retryable)
@@ -45,6 +46,7 @@ __all__ = [
     "DirectoryNotFoundError",
     "EventStreamError",
     "GitError",
+    "GitTimeoutError",
     "LangGraphOpenCodeError",
     "MergeConflict",
     "NotFoundError",
@@ -89,6 +91,20 @@ class GitError(LangGraphOpenCodeError):
         super().__init__(message)
         self.command = command
         self.stderr = stderr
+
+
+class GitTimeoutError(GitError):
+    """A git command ran past its time limit; it and everything it started were stopped.
+
+    Attributes:
+        cwd: The directory the command ran in.
+        timeout: The limit, in seconds.
+    """
+
+    def __init__(self, message: str, *, command: tuple[str, ...], cwd: str, timeout: float):
+        super().__init__(message, command=command)
+        self.cwd = cwd
+        self.timeout = timeout
 
 
 class MergeConflict(GitError):

@@ -36,6 +36,9 @@ class TaskReport(BaseModel):
     tokens: int = 0
     cost: float = 0.0
     duration_s: float = 0.0
+    undone: list[str] = Field(default_factory=list)
+    """Changes to the repository's shared git files (``.git/config``, hooks) found
+    after its turns and undone."""
 
     @classmethod
     def from_record(
@@ -62,6 +65,7 @@ class TaskReport(BaseModel):
             tokens=int(record.get("tokens") or 0),
             cost=float(record.get("cost") or 0.0),
             duration_s=round(end - started, 3) if started else 0.0,
+            undone=list(record.get("undone") or []),
         )
 
 
@@ -145,6 +149,7 @@ class RunReport(BaseModel):
             for t in self.tasks:
                 if t.reason:
                     lines.append(f"- `{t.id}`: {t.reason}")
+                lines += [f"- `{t.id}`: undone: {line}" for line in t.undone]
             lines.append("")
         lines.append(f"Total: {self.tokens} tokens, ${self.cost:.4f}, {self.duration_s:.1f}s.")
         if self.integration_checks:

@@ -130,6 +130,9 @@ class TaskRecord(TypedDict, total=False):
     left_behind: list[dict[str, Any]]
     """Sessions of this task on servers that went away (``server``, ``session_id``,
     ``directory``): aborted as soon as their server answers again."""
+    undone: list[str]
+    """Changes to the repository's shared git files found after the task's turns, undone
+    (one line each, as in its ``undone`` events)."""
 
 
 def merge_tasks(

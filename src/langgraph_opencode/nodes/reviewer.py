@@ -208,7 +208,23 @@ class _Reviewer:
         assert job is not None
         assert job["outcome"] is not None
         if job["role"] == "worker":
-            return await self.after_work(self.plan.task(task_id), record, job["outcome"])
+            # Before any git command of ours: a hook or filter the agent set up must not run.
+            undone = await self.run.undo_shared_changes(task_id)
+            result = await self.after_work(self.plan.task(task_id), record, job["outcome"])
+            if undone is None:
+                return result
+            self.events.append(
+                event(
+                    "undone",
+                    f"{task_id}: {undone.summary}",
+                    self.runtime,
+                    task=task_id,
+                    files=list(undone.files),
+                    config_keys=list(undone.config_keys),
+                    kept=str(undone.kept),
+                )
+            )
+            return TaskRecord(**result, undone=[*(record.get("undone") or []), undone.summary])
         return await self.after_review(self.plan.task(task_id), record, job["outcome"])
 
     async def after_work(

@@ -31,6 +31,8 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict
 
+from langgraph_opencode.tools._process import signal_group
+
 __all__ = [
     "CHECKS_ENV",
     "DEFAULT_OUTPUT_CHARS",
@@ -139,14 +141,14 @@ async def run_check(
             await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
             timed_out = True
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), kill_grace)
             except TimeoutError:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
         finally:
             # Whatever the command left running in its group goes too.
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 await proc.wait()
         duration = time.monotonic() - started
@@ -176,11 +178,6 @@ def _head_and_tail(sink: IO[bytes], budget: int) -> tuple[str, bool, int]:
     tail = sink.read().decode("utf-8", errors="replace")
     omitted = total - budget
     return f"{head}\n… [{omitted} bytes of output omitted] …\n{tail}", True, total
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class CheckRecord:
@@ -272,7 +269,7 @@ def _kill_marked(marker: bytes) -> bool:
                 # Its group came from the check too (never ours: each check has its
                 # own): it reaches members that emptied their environment.
                 if (group := os.getpgid(pid)) != os.getpgrp():
-                    _signal_group(group, signal.SIGKILL)
+                    signal_group(group, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
     return found

@@ -7,28 +7,48 @@ messages, and no optional index writes (``GIT_OPTIONAL_LOCKS=0``: a
 Variables that point git at another repository or index (``GIT_DIR``,
 ``GIT_INDEX_FILE``, ... as set inside a git hook) are dropped, so a command
 always acts on the directory it is given.
+
+No command runs the user's hooks (``core.hooksPath`` is ``/dev/null``): a
+``post-checkout`` hook would run on every ``git worktree add``, and a failing
+one (git-lfs's, with git-lfs missing) would fail the task. Every command has a
+time limit (:data:`GIT_TIMEOUT_ENV`, default :data:`DEFAULT_GIT_TIMEOUT`) and
+runs in its own process group, so a filter or credential helper that waits for
+ever is stopped with everything it started, and the graph goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from langgraph_opencode.errors import ConfigurationError, GitError
+from langgraph_opencode.errors import ConfigurationError, GitError, GitTimeoutError
+from langgraph_opencode.tools._process import signal_group
 
 __all__ = [
+    "DEFAULT_GIT_TIMEOUT",
+    "GIT_TIMEOUT_ENV",
     "GitIdentity",
     "GitOutput",
     "check_git_version",
     "command_error",
+    "git_timeout",
     "identity_args",
     "run_git",
 ]
 
 _STDERR_LIMIT = 2_000
+DEFAULT_GIT_TIMEOUT = 600.0
+"""Seconds one git command may take (a hang guard, not a speed limit): checking out a
+repository of hundreds of thousands of files takes minutes on a busy machine."""
+GIT_TIMEOUT_ENV = "LANGGRAPH_OPENCODE_GIT_TIMEOUT"
+"""The environment variable that overrides :data:`DEFAULT_GIT_TIMEOUT` (seconds)."""
+_KILL_GRACE = 2.0
+"""Seconds between SIGTERM (git removes its lock files) and SIGKILL after a timeout."""
 _MIN_VERSION = (2, 36)  # `git worktree list -z`
 
 # `git rev-parse --local-env-vars`: these would redirect a command elsewhere.
@@ -64,13 +84,14 @@ _BASE_ENV = {
     "LANGUAGE": "C",
 }
 
-# Orchestrator commits and merges: no signing prompts, no user hooks, no rerere
-# replaying a recorded resolution behind the reviewer's back.
+# Every command: no user hooks (an empty hooks directory is no directory at all).
+_ALWAYS_CONFIG = ("-c", f"core.hooksPath={os.devnull}")
+
+# Orchestrator commits and merges: no signing prompts, no rerere replaying a
+# recorded resolution behind the reviewer's back.
 _COMMIT_CONFIG = (
     "-c",
     "commit.gpgSign=false",
-    "-c",
-    f"core.hooksPath={os.devnull}",
     "-c",
     "rerere.enabled=false",
     "-c",
@@ -102,7 +123,7 @@ class GitIdentity:
 
 
 def identity_args(identity: GitIdentity) -> tuple[str, ...]:
-    """Return the ``-c`` options that make ``identity`` commit, hooks and signing off."""
+    """Return the ``-c`` options that make ``identity`` commit, with signing off."""
     return (
         "-c",
         f"user.name={identity.name}",
@@ -132,6 +153,7 @@ async def run_git(
     *args: str,
     check: bool = True,
     identity: GitIdentity | None = None,
+    timeout: float | None = None,
 ) -> GitOutput:
     """Run ``git -C cwd args...`` and return its output.
 
@@ -140,12 +162,18 @@ async def run_git(
         *args: The git arguments (options before the subcommand included).
         check: Raise :class:`GitError` when git exits with a non-zero status.
         identity: Commit as this identity (environment and ``-c`` options).
+        timeout: Seconds before git and everything it started are stopped
+            (default: ``$LANGGRAPH_OPENCODE_GIT_TIMEOUT``, else
+            :data:`DEFAULT_GIT_TIMEOUT`).
 
     Raises:
+        GitTimeoutError: git ran past ``timeout``; it was stopped.
         GitError: git failed and ``check`` is true.
-        ConfigurationError: git is not installed.
+        ConfigurationError: git is not installed, or the timeout variable is
+            not a positive number.
     """
-    full = (*(identity_args(identity) if identity else ()), *args)
+    limit = git_timeout() if timeout is None else timeout
+    full = (*_ALWAYS_CONFIG, *(identity_args(identity) if identity else ()), *args)
     inherited = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     env = {**inherited, **_BASE_ENV, **(identity.env() if identity else {})}
     try:
@@ -159,22 +187,86 @@ async def run_git(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
+            # Its own process group: a timeout or a cancellation stops what git
+            # started too (a filter holding the pipes would keep us waiting).
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise ConfigurationError(
             "the `git` executable was not found on PATH: install git (2.36 or newer) "
             "and make sure it is on PATH"
         ) from None
-    out, err = await proc.communicate()
+    command = ("git", *args)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), limit)
+    except TimeoutError:
+        await _stop(proc)
+        raise GitTimeoutError(
+            f"`git {_subcommand(args)}` did not finish within {limit:g} s in {cwd} and was "
+            "stopped: a filter, credential helper or other program git started may be waiting; "
+            f"find out what it runs there, or allow longer with {GIT_TIMEOUT_ENV}=<seconds>",
+            command=command,
+            cwd=str(cwd),
+            timeout=limit,
+        ) from None
+    except asyncio.CancelledError:
+        await _stop(proc)
+        raise
     result = GitOutput(
-        command=("git", *args),
+        command=command,
         returncode=proc.returncode if proc.returncode is not None else -1,
         stdout=out.decode("utf-8", errors="replace"),
         stderr=err.decode("utf-8", errors="replace"),
     )
     if check and not result.ok:
-        raise command_error(result, f"git {args[0] if args else ''} failed in {cwd}")
+        raise command_error(result, f"git {_subcommand(args)} failed in {cwd}")
     return result
+
+
+def git_timeout() -> float:
+    """Seconds a git command may take: ``$LANGGRAPH_OPENCODE_GIT_TIMEOUT`` or the default.
+
+    Raises:
+        ConfigurationError: The variable is set but not a positive number.
+    """
+    value = os.environ.get(GIT_TIMEOUT_ENV, "").strip()
+    try:
+        seconds = float(value) if value else DEFAULT_GIT_TIMEOUT
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigurationError(
+            f"${GIT_TIMEOUT_ENV} must be a number of seconds greater than 0, got {value!r}"
+        )
+    return seconds
+
+
+def _subcommand(args: tuple[str, ...]) -> str:
+    """The subcommand of a git command line (``-c name=value`` options skipped)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "-c":
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return arg
+    return ""
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Stop git's process group: SIGTERM (git removes its lock files), then SIGKILL.
+
+    Reading the pipes to their end, rather than only waiting for git, lets the
+    pipe transports see the end of output once the last writer is gone; a
+    process that left the group and holds them is given up on after the grace.
+    """
+    signal_group(proc.pid, signal.SIGTERM)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.communicate(), _KILL_GRACE)
+    finally:
+        signal_group(proc.pid, signal.SIGKILL)  # whatever is left of the group
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.communicate(), _KILL_GRACE)
 
 
 async def check_git_version() -> None:

@@ -3,6 +3,10 @@
 The helpers here never delete a directory that holds files: a registered
 worktree whose directory has gone is unregistered (nothing is left to lose),
 and everything else is refused with an explanation.
+
+A new worktree gets the submodules the user has initialised, checked out from
+the user's own clones of them (``.git/modules/<name>``): no network, and the
+same submodules as the user's checkout.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langgraph_opencode.errors import GitError
-from langgraph_opencode.tools.git._command import run_git
+from langgraph_opencode.tools.git._command import command_error, run_git
 from langgraph_opencode.tools.git.models import StatusEntry
 
 __all__ = [
@@ -21,6 +25,7 @@ __all__ = [
     "conflict_marker_paths",
     "ensure_worktree",
     "forget_missing_worktree",
+    "init_submodules",
     "list_worktrees",
     "merge_in_progress",
     "status_entries",
@@ -28,6 +33,8 @@ __all__ = [
 ]
 
 _MARKER = re.compile(rb"^(<{7}|>{7})(?: |$)", re.MULTILINE)
+_PATH_KEY = r"^submodule\..*\.path$"
+_URL_KEY = r"^submodule\..*\.url$"
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,77 @@ async def ensure_worktree(
         await run_git(
             repo, "worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), start
         )
+    await init_submodules(path)
     return path, not exists, repaired
+
+
+async def init_submodules(worktree: Path) -> tuple[str, ...]:
+    """Check out, in a new worktree, the submodules the user has initialised.
+
+    Each is cloned from the user's own clone of it (``<git dir>/modules/<name>``),
+    so nothing is fetched over the network, and the repository's shared config
+    is not written (the URLs are given on the command line). Submodules the
+    user has not initialised stay empty, as in the user's checkout.
+
+    Returns:
+        The paths of the submodules checked out.
+
+    Raises:
+        GitError: A submodule's commit is not in the user's clone of it.
+    """
+    if not await asyncio.to_thread((worktree / ".gitmodules").is_file):
+        return ()
+    declared = await run_git(
+        worktree, "config", "-z", "--file", ".gitmodules", "--get-regexp", _PATH_KEY, check=False
+    )
+    # The user's shared config has a URL for each submodule they initialised.
+    urls = await run_git(worktree, "config", "-z", "--get-regexp", _URL_KEY, check=False)
+    initialised = {_submodule_name(key) for key, _ in _config_pairs(urls.stdout)}
+    common = await run_git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    modules = Path(common.stdout.strip()) / "modules"
+    options: list[str] = []
+    paths: list[str] = []
+    for key, path in _config_pairs(declared.stdout):
+        name = _submodule_name(key)
+        if name in initialised and await asyncio.to_thread((modules / name).is_dir):
+            options += ["-c", f"submodule.{name}.url={modules / name}"]
+            paths.append(path)
+    if not paths:
+        return ()
+    out = await run_git(
+        worktree,
+        "-c",
+        "protocol.file.allow=always",  # the user's own clones, by path
+        *options,
+        "submodule",
+        "update",
+        "--",
+        *paths,
+        check=False,
+    )
+    if not out.ok:
+        raise command_error(
+            out,
+            f"cannot check out the submodules {', '.join(paths)} in {worktree} from your "
+            f"clones of them in {modules}: run `git submodule update` in your checkout so "
+            "they hold the commits your branch records, then retry",
+        )
+    return tuple(paths)
+
+
+def _config_pairs(listed: str) -> list[tuple[str, str]]:
+    """The ``(key, value)`` pairs of ``git config -z --get-regexp`` output."""
+    pairs = []
+    for item in listed.split("\0"):
+        key, newline, value = item.partition("\n")
+        if newline:
+            pairs.append((key, value))
+    return pairs
+
+
+def _submodule_name(key: str) -> str:
+    """``foo.bar`` of ``submodule.foo.bar.path`` (a name may hold dots)."""
+    return key.split(".", 1)[1].rsplit(".", 1)[0]
 
 
 async def status_entries(worktree: Path) -> tuple[StatusEntry, ...]:

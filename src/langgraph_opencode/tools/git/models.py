@@ -12,6 +12,7 @@ __all__ = [
     "MergeResult",
     "RefreshResult",
     "RunInventory",
+    "SharedChanges",
     "StatusEntry",
     "TaskDiff",
     "TaskWorktree",
@@ -128,6 +129,37 @@ class RefreshResult(_Model):
     def clean(self) -> bool:
         """Whether the refresh finished without conflicts."""
         return not self.conflicts
+
+
+class SharedChanges(_Model):
+    """Changes to the repository's shared git files, found after a task's turn and undone.
+
+    These are files every checkout of the repository uses (``.git/config``,
+    ``.git/hooks/``, ...), which an agent's ``git config`` in its worktree writes.
+    """
+
+    task_id: str
+    """The task whose turn had just ended (with tasks in parallel, maybe another's doing)."""
+    files: tuple[str, ...]
+    """The files put back, relative to the git directory (``config``, ``hooks/post-checkout``)."""
+    config_keys: tuple[str, ...] = ()
+    """The config keys that had changed (names only: values may be secrets)."""
+    kept: Path
+    """Where the changed versions were moved, under the same names."""
+
+    @property
+    def summary(self) -> str:
+        """One line for the run's events and report."""
+        shown = [
+            f"config ({', '.join(self.config_keys)})"
+            if name == "config" and self.config_keys
+            else name
+            for name in self.files
+        ]
+        return (
+            f"the repository's shared git files were changed; put back: {', '.join(shown)} "
+            f"(the changed versions are kept in {self.kept})"
+        )
 
 
 class BranchInfo(_Model):

@@ -24,6 +24,8 @@ different tasks may run concurrently; operations on one task must not.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from langgraph_opencode.errors import ConfigurationError, GitError
@@ -31,6 +33,7 @@ from langgraph_opencode.tools.git._base import _absolute, split_z
 from langgraph_opencode.tools.git._command import run_git
 from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._merging import MergingRun
+from langgraph_opencode.tools.git._shared import changed_keys, record, recorded, undo_changes
 from langgraph_opencode.tools.git._worktrees import (
     ensure_worktree,
     forget_missing_worktree,
@@ -42,6 +45,7 @@ from langgraph_opencode.tools.git.models import (
     BranchInfo,
     CommitResult,
     RunInventory,
+    SharedChanges,
     TaskDiff,
     TaskWorktree,
     WorktreeInfo,
@@ -74,6 +78,9 @@ class GitRun(MergingRun):
             task_id: The task's id (letters, digits, ``.``, ``_``, ``-``).
             path: Where the worktree goes (default ``<run_dir>/worktrees/<task_id>``).
 
+        The run's first task worktree also records the repository's shared git
+        files, for :meth:`undo_shared_changes`.
+
         Raises:
             GitError: ``path`` exists with other content, or the branch is
                 checked out somewhere this run does not own.
@@ -82,6 +89,8 @@ class GitRun(MergingRun):
         start = await self.ensure_integration_branch()
         where = _absolute(path or self.run_dir / "worktrees" / task_id)
         async with self._admin_lock:
+            if not await asyncio.to_thread(recorded, self.run_dir):
+                await self._record_shared_files()
             where, created, repaired = await ensure_worktree(
                 self.repo.root, branch, where, start=start, owned=self.run_dir
             )
@@ -262,6 +271,56 @@ class GitRun(MergingRun):
             run_id=self.run_id, branches=tuple(branches), worktrees=tuple(worktrees)
         )
 
+    async def undo_shared_changes(self, task_id: str) -> SharedChanges | None:
+        """Put the repository's shared git files back as the run recorded them.
+
+        Call it after each turn of an agent working in a task's worktree: a
+        ``git config`` there writes the repository's shared ``.git/config``, and
+        a hook written into ``.git/hooks`` would run on the user's next
+        checkout. The changed versions are kept in the run's directory.
+
+        Returns:
+            What was put back, or ``None`` when nothing had changed (or the run
+            had no record yet: one is made now).
+
+        Raises:
+            GitError: A file to put back stayed locked by a git command.
+        """
+        async with self._admin_lock:
+            if not await asyncio.to_thread(recorded, self.run_dir):
+                await self._record_shared_files()
+                return None
+            kept = self.run_dir / "undone" / f"{task_id}-{time.time_ns()}"
+            changed = await asyncio.to_thread(undo_changes, self.run_dir, kept)
+        if changed is None:
+            return None
+        keys: tuple[str, ...] = ()
+        if "config" in changed.labels:
+            keys = changed_keys(
+                await self._config_list(self.repo.common_dir / "config"),
+                await self._config_list(kept / "config"),
+            )
+        return SharedChanges(
+            task_id=task_id, files=changed.labels, config_keys=keys, kept=changed.kept
+        )
+
+    async def _record_shared_files(self) -> None:
+        config = str(self.repo.common_dir / "config")
+        hooks_path = await self.repo.git(
+            "config", "--file", config, "--type=path", "--get", "core.hooksPath", check=False
+        )
+        await asyncio.to_thread(
+            record,
+            self.repo.common_dir,
+            self.repo.root,
+            hooks_path.stdout.strip(),
+            self.run_dir,
+        )
+
+    async def _config_list(self, path: Path) -> str:
+        listed = await self.repo.git("config", "-z", "--list", "--file", str(path), check=False)
+        return listed.stdout if listed.ok else ""
+
     async def _remove_worktree_of(self, branch: str) -> bool:
         async with self._admin_lock:
             for entry in await list_worktrees(self.repo.root):
@@ -281,6 +340,13 @@ class GitRun(MergingRun):
                         f"untracked files ({', '.join(e.path for e in dirty[:10])}); commit "
                         "or move them first"
                     )
-                await run_git(self.repo.root, "worktree", "remove", str(entry.path))
+                # git refuses any worktree with submodules; it was found clean above
+                # (a submodule's own changes count), which is all --force skips.
+                force = ("--force",) if await _has_submodules(entry.path) else ()
+                await run_git(self.repo.root, "worktree", "remove", *force, str(entry.path))
                 return True
         return False
+
+
+async def _has_submodules(worktree: Path) -> bool:
+    return await asyncio.to_thread((worktree / ".gitmodules").is_file)
