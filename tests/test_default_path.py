@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from _orchestrator_child import assert_no_prompt_twice, sessions_by_role
+from _orchestrator_child import alive, assert_no_prompt_twice, sessions_by_role
 from langgraph_opencode import RunSettings, aorchestrate, aresume
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
@@ -98,14 +98,6 @@ class User:
 
 def _show(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _group_alive(pgid: int) -> bool:
@@ -216,7 +208,7 @@ async def test_permission_pause_answered_by_resume_runs_the_command_in_the_first
     # The turn that asked still waits in the run's server, which lingers for the answer.
     runtime = user.runtime("ask")
     assert runtime is not None, "the paused run's server is not kept"
-    assert _alive(runtime["pid"])
+    assert alive(runtime["pid"])
 
     done = await user.cli("resume", "ask", "--answer", "once")
 
@@ -260,7 +252,7 @@ async def test_ctrl_c_then_resume_three_times_keeps_the_server_and_every_session
         assert "langgraph-opencode resume ctrlc" in output, output
         runtime = user.runtime("ctrlc")
         assert runtime is not None, "the server did not linger"
-        assert _alive(runtime["pid"]), "the server did not linger"
+        assert alive(runtime["pid"]), "the server did not linger"
         assert url in (None, runtime["url"]), "a resume started a new server"
         url = runtime["url"]
         outputs.append(output)
@@ -328,7 +320,7 @@ async def test_sigkill_mid_turn_then_resume_adopts_the_server_and_reads_the_fini
     await _stop_when(process, _hanging(hold))
     runtime = user.runtime("kill")
     assert runtime is not None
-    assert _alive(runtime["pid"])
+    assert alive(runtime["pid"])
     hold.release()
     # The turn finishes while no orchestrator runs.
     written = user.run_dir("kill") / "worktrees" / "a" / "a.txt"
