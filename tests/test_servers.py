@@ -148,14 +148,14 @@ async def test_tasks_are_spread_over_both_servers_and_all_merged(
     assert await _holds(second_server, git_repo, everyone) == {workers["b"], workers["d"]}
     # The planner ran on the primary server; workers there are its children, the
     # others (whose parent would be on another server) have none.
-    root = str((await Repo.open(git_repo)).root)
+    checkout = str((await Repo.open(git_repo)).run(report.run_id).planner_path)
     async with OpenCodeClient(first, password=opencode_server.password) as client:
-        # (Other tests' repositories may share this one's project: same first commit.)
-        planner = next(
-            s
-            for s in await client.list_sessions(git_repo)
-            if s.title.startswith("plan") and s.directory == root
-        )
+        # Its session was in the planner's checkout, gone with the run: found as a parent.
+        parent = (await client.get_session(workers["a"], git_repo)).parent_id
+        assert parent is not None
+        planner = await client.get_session(parent, git_repo)
+        assert planner.title.startswith("plan")
+        assert planner.directory == checkout
         children = {s.id for s in await client.children(planner.id, git_repo)}
     assert {workers["a"], workers["c"]} <= children
     assert not {workers["b"], workers["d"]} & children

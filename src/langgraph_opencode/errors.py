@@ -16,7 +16,8 @@ LangGraphOpenCodeError
 │   ├── PlanError ................. a plan is malformed or breaks a plan rule
 │   └── RunHeldError .............. another orchestrator drives the run now
 ├── GitError ...................... a git command failed, or git work was refused
-│   └── MergeConflict ............. a merge stopped on conflicting paths
+│   ├── MergeConflict ............. a merge stopped on conflicting paths
+│   └── RefreshAborted ............ a refresh merge was undone before it was finished
 └── OpenCodeError ................. talking to an OpenCode server failed
     ├── OpenCodeConnectionError ... the server could not be reached (retryable)
     │   └── OpenCodeTimeoutError .. it did not answer in time (retryable)
@@ -53,6 +54,7 @@ __all__ = [
     "OpenCodeHTTPError",
     "OpenCodeTimeoutError",
     "PlanError",
+    "RefreshAborted",
     "RunHeldError",
     "ServerError",
     "ServerStartError",
@@ -108,6 +110,14 @@ class MergeConflict(GitError):
     ):
         super().__init__(message, command=command, stderr=stderr)
         self.paths = paths
+
+
+class RefreshAborted(GitError):
+    """A refresh merge (integration into a task) was undone before it was committed.
+
+    Someone ran ``git merge --abort`` (or switched branches) in the task's
+    worktree while its conflicts waited to be resolved: start the refresh again.
+    """
 
 
 class PlanError(ConfigurationError):
