@@ -17,7 +17,13 @@ import pytest
 
 from _orchestrator_child import alive
 from langgraph_opencode.api import aorchestrate
-from langgraph_opencode.errors import ConfigurationError, GitError, GitTimeoutError, MergeConflict
+from langgraph_opencode.errors import (
+    ConfigurationError,
+    GitError,
+    GitTimeoutError,
+    MergeConflict,
+    RefreshAborted,
+)
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.testing import (
     Conversation,
@@ -330,7 +336,8 @@ async def test_parallel_tasks_writing_different_files_both_merge(git_repo: Path)
 
     again = await run.merge("t1")  # e.g. repeated after a crash
     assert again.already_merged
-    assert again.sha == git(git_repo, "rev-parse", run.integration_branch).strip()
+    (first,) = [r for r in results if r.task_id == "t1"]
+    assert again.sha == first.sha  # its own merge commit, whichever merged last
     assert await run.is_merged("t1")
     assert await run.is_merged("t2")
 
@@ -515,6 +522,29 @@ async def test_a_merge_interrupted_by_a_crash_is_cleared_first(git_repo: Path) -
     assert git(crashed, "status", "--porcelain") == ""
 
 
+async def test_merges_repeated_after_a_crash_each_report_their_own_merge_commit(
+    git_repo: Path,
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    for task_id in ("a", "b", "c"):
+        await _task(run, task_id, {f"{task_id}.txt": f"{task_id}\n"})
+    merged = {task_id: (await run.merge(task_id)).sha for task_id in ("a", "b", "c")}
+    assert len(set(merged.values())) == 3
+    # A task with no commit of its own lies on the integration branch's line itself.
+    await run.create_task_worktree("empty")
+    await _task(run, "d", {"d.txt": "d\n"})
+    await run.merge("d")
+
+    again = {task_id: await run.merge(task_id) for task_id in ("a", "b", "c", "empty")}
+
+    assert all(result.already_merged for result in again.values())
+    assert {t: again[t].sha for t in merged} == merged
+    for task_id, sha in merged.items():
+        task_head = git(git_repo, "rev-parse", run.task_branch(task_id)).strip()
+        assert git(git_repo, "rev-parse", f"{sha}^2").strip() == task_head
+    assert again["empty"].sha == git(git_repo, "rev-parse", run.task_branch("empty")).strip()
+
+
 # --- conflict rework -------------------------------------------------------------------
 
 
@@ -590,6 +620,128 @@ async def test_abort_refresh_restores_the_task_commit(git_repo: Path) -> None:
     wt = await run.task_path("b")
     assert (wt / "README.md").read_text() == "# from b\n"
     assert git(wt, "status", "--porcelain") == ""
+
+
+async def test_a_refresh_undone_by_merge_abort_is_told_apart_and_can_be_started_again(
+    git_repo: Path,
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "a", {"README.md": "# from a\n"})
+    await _task(run, "b", {"README.md": "# from b\n"})
+    await run.merge("a")
+    assert (await run.refresh("b")).conflicts == ("README.md",)
+    wt = await run.task_path("b")
+    git(wt, "merge", "--abort")  # the agent's own doing
+
+    with pytest.raises(RefreshAborted, match="call refresh"):
+        await run.finish_refresh("b")
+    assert (await run.refresh("b")).conflicts == ("README.md",)
+    (wt / "README.md").write_text("# from a and b\n")
+    assert (await run.finish_refresh("b")).clean
+
+
+# --- a worktree its agent switched to another branch -----------------------------------
+
+
+async def _moved(git_repo: Path, *switch: str) -> tuple[GitRun, Path, str]:
+    """Task ``t``'s worktree switched away by ``git switch`` args, with a commit made there."""
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "t", {"t.txt": "t\n"})
+    wt = await run.task_path("t")
+    git(wt, "switch", "--quiet", *switch)
+    (wt / "f.txt").write_text("y\n")
+    git(wt, "add", "f.txt")
+    git(wt, "commit", "--quiet", "-m", "y")
+    return run, wt, git(wt, "rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize("switch", [("-c", "x"), ("--detach",)], ids=["new branch", "detached"])
+async def test_a_worktree_switched_away_is_put_back_on_its_branch_with_the_commits(
+    git_repo: Path, switch: tuple[str, ...]
+) -> None:
+    run, wt, commit = await _moved(git_repo, *switch)
+    with pytest.raises(GitError, match="has no worktree"):
+        await run.task_path("t")  # found by branch: it looks gone
+    (wt / "later.txt").write_text("not committed\n")
+
+    moved = await run.reattach("t", wt)
+
+    assert moved is not None
+    assert moved.how == "fast_forward"
+    assert moved.left_on == ("x" if "x" in switch else None)
+    assert moved.committed is not None
+    assert await run.task_path("t") == wt
+    assert git(wt, "symbolic-ref", "--short", "HEAD").strip() == run.task_branch("t")
+    assert git(wt, "status", "--porcelain") == ""
+    head = git(git_repo, "rev-parse", run.task_branch("t")).strip()
+    assert head == moved.head == moved.committed
+    assert git(git_repo, "rev-parse", f"{head}^").strip() == commit
+    assert git(git_repo, "show", f"{head}:later.txt") == "not committed\n"
+    assert await run.reattach("t", wt) is None  # on its branch: nothing to do
+    assert (await run.merge("t")).files == ("f.txt", "later.txt", "t.txt")
+
+
+async def test_a_worktree_switched_to_an_older_commit_is_merged_back(git_repo: Path) -> None:
+    run, wt, commit = await _moved(git_repo, "--detach", "HEAD~1")
+    task_commit = git(git_repo, "rev-parse", run.task_branch("t")).strip()
+
+    moved = await run.reattach("t", wt)
+
+    assert moved is not None
+    assert moved.how == "merged"
+    head = git(git_repo, "rev-parse", run.task_branch("t")).strip()
+    assert git(git_repo, "rev-parse", f"{head}^1", f"{head}^2").split() == [task_commit, commit]
+    assert sorted(git(wt, "ls-files").split()) == ["README.md", "f.txt", "t.txt"]
+
+
+async def test_a_switched_worktree_whose_commits_conflict_is_left_as_it_was(
+    git_repo: Path,
+) -> None:
+    run = (await Repo.open(git_repo)).run("r1")
+    await _task(run, "t", {"README.md": "# from t\n"})
+    wt = await run.task_path("t")
+    git(wt, "switch", "--quiet", "-c", "x", "HEAD~1")
+    (wt / "README.md").write_text("# from x\n")
+    git(wt, "commit", "--quiet", "-am", "x")
+    found = git(wt, "rev-parse", "HEAD").strip()
+
+    with pytest.raises(GitError, match="conflict with"):
+        await run.reattach("t", wt)
+
+    assert git(wt, "symbolic-ref", "--short", "HEAD").strip() == "x"
+    assert git(wt, "rev-parse", "HEAD").strip() == found
+    assert git(wt, "status", "--porcelain") == ""
+
+
+# --- the planner's checkout ------------------------------------------------------------
+
+
+async def test_the_planner_checkout_is_head_without_the_users_changes(git_repo: Path) -> None:
+    (git_repo / "README.md").write_text("local edit\n")
+    (git_repo / "staged.txt").write_text("staged\n")
+    git(git_repo, "add", "staged.txt")
+    (git_repo / "untracked.txt").write_text("untracked\n")
+    before = _snapshot(git_repo)
+    run = (await Repo.open(git_repo)).run("r1")
+    head = git(git_repo, "rev-parse", "HEAD").strip()
+
+    checkout = await run.planner_checkout(head)
+
+    assert checkout == run.planner_path
+    assert checkout.is_relative_to(git_repo / ".git")
+    assert sorted(p.name for p in checkout.iterdir()) == [".git", "README.md"]
+    assert (checkout / "README.md").read_text() == "# sample\n"
+    assert git(checkout, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(checkout, "rev-parse", "HEAD").strip() == head
+    assert _run(checkout, "symbolic-ref", "-q", "HEAD").returncode == 1  # detached
+    assert await run.planner_checkout(head) == checkout  # made once, then reused
+    assert _snapshot(git_repo) == before
+
+    assert await run.remove_planner_checkout()
+    assert not checkout.exists()
+    assert not await run.remove_planner_checkout()
+    assert (await run.inventory()).worktrees == ()
+    assert _snapshot(git_repo) == before
 
 
 # --- clean-up --------------------------------------------------------------------------

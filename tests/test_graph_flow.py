@@ -31,17 +31,20 @@ from langgraph_opencode.testing import (
     Hang,
     ScriptedModelServer,
     Step,
+    StructuredOutput,
     Text,
     ToolCall,
     ToolCalls,
     clashing_notes_plan,
     git,
+    one_task_plan,
     planner_returns,
     reviewer_says,
     task_prompt,
     worker_writes,
 )
 from langgraph_opencode.tools.git import Repo
+from langgraph_opencode.tools.opencode.config import PLANNER_PROMPT_HEADER
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 # The graph must never block the event loop (LangGraph Server refuses runs that do).
@@ -81,12 +84,14 @@ async def _run(
     *,
     plan: dict[str, Any] | None = None,
     settings: RunSettings | None = None,
+    run_id: str | None = None,
 ) -> RunReport:
     """Run to the end with the default checkpointer, collecting the events."""
     return await aorchestrate(
         objective,
         repo=repo,
         plan=plan,
+        run_id=run_id,
         server_url=server.url,
         password=server.password,
         settings=settings or RunSettings(),
@@ -141,6 +146,16 @@ async def _all_hanging(run: asyncio.Task[Any], *holds: Hang, timeout: float = 30
                 if await asyncio.to_thread(lambda: all(h.wait_until_hanging(0.2) for h in holds)):
                     return True
     return False
+
+
+def _tool_outputs(model: ScriptedModelServer, tool: str) -> list[str]:
+    """What every call of ``tool`` returned to the model, in order."""
+    return [
+        result.content
+        for record in model.chat_requests()
+        for result in record.request.tool_results
+        if result.name == tool
+    ]
 
 
 def _kinds(events: list[dict[str, Any]], task_id: str) -> list[str]:
@@ -444,12 +459,7 @@ async def test_conflicting_parallel_tasks_are_resolved_by_the_worker_and_both_me
     (resolution,) = [p for p in model.all_prompts() if "resolve a merge conflict" in p]
     assert f"# Task `{second}`" in resolution
     assert "shared.txt" in resolution
-    read_results = [
-        result.content
-        for record in model.chat_requests()
-        for result in record.request.tool_results
-        if result.name == "read"
-    ]
+    read_results = _tool_outputs(model, "read")
     assert len(read_results) == 1
     assert "<<<<<<<" in read_results[0]
     assert f">>>>>>> {branch}" in read_results[0]
@@ -552,6 +562,126 @@ async def test_task_out_of_rework_rounds_fails_blocks_its_dependent_and_keeps_it
     markdown = report.to_markdown()
     assert lexer.branch in markdown
     assert parser.reason in markdown
+
+
+# -- 5. git as workers and users have it ------------------------------------------
+
+
+async def test_a_worker_that_commits_on_a_branch_of_its_own_has_that_commit_merged(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    command = (
+        "git checkout -b x && echo y > f && git add f && "
+        "git -c user.name=worker -c user.email=worker@example.invalid commit -q -m y"
+    )
+    plan = _plan("Write f", _task("t", ["f"], ["grep -qx y f"]))
+    model.script(
+        Conversation(
+            ToolCall.bash(command, description="commit f on a branch of its own"),
+            Step(Text("Committed f."), after_tool="bash"),
+            user=task_prompt("t"),
+        ),
+        reviewer_says(True, task_id="t"),
+    )
+    events: list[dict[str, Any]] = []
+
+    report = await _run("Write f", git_repo, opencode_server, events, plan=plan)
+
+    assert report.status == "completed", report.to_markdown()
+    (task,) = report.tasks
+    branch = report.integration_branch
+    assert _show(git_repo, branch, "f") == "y\n"
+    worker_commit = git(git_repo, "rev-parse", "x").strip()  # the worker's branch, left alone
+    assert git(git_repo, "log", "-1", "--format=%an %s", worker_commit) == "worker y\n"
+    assert worker_commit in task.commits
+    git(git_repo, "merge-base", "--is-ancestor", worker_commit, task.branch)
+    assert git(git_repo, "rev-parse", f"{task.merge_sha}^2").strip() == worker_commit
+    (note,) = [e for e in events if e["kind"] == "reattached"]
+    assert note["how"] == "fast_forward"
+    assert "branch x" in note["message"]
+    assert report.left_behind == []
+
+
+async def test_a_refresh_merge_the_worker_aborts_is_started_again_and_the_task_completes(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    resolved = "from a\nfrom b\n"
+    plan = _plan(
+        "Both tasks write shared.txt",
+        _task("a", ["shared.txt"], ["grep -qx 'from a' shared.txt"]),
+        _task("b", ["shared.txt"], ["grep -qx 'from b' shared.txt"]),
+    )
+    conflict = "resolve a merge conflict"
+    model.script(
+        worker_writes("a", {"shared.txt": "from a\n"}),
+        worker_writes("b", {"shared.txt": "from b\n"}),
+        # Whichever task merges second is asked to resolve the conflict: it
+        # aborts the merge instead, and resolves when asked again.
+        Conversation(
+            ToolCall.bash("git merge --abort", description="start over"),
+            Step(Text("I aborted the merge."), after_tool="bash"),
+            Step(ToolCall.read("shared.txt"), user=conflict, after_tool=False),
+            Step(ToolCall.write("shared.txt", resolved), after_tool="read"),
+            Step(Text("Kept both lines."), after_tool="write"),
+            user=conflict,
+        ),
+        reviewer_says(True, repeat=True),
+    )
+    events: list[dict[str, Any]] = []
+
+    report = await _run(plan["objective"], git_repo, opencode_server, events, plan=plan)
+
+    assert report.status == "completed", report.to_markdown()
+    branch = report.integration_branch
+    assert _show(git_repo, branch, "shared.txt") == resolved
+    (second,) = {e["task"] for e in events if e["kind"] == "conflict"}
+    tasks = _by_id(report)
+    assert tasks[second].rounds == 2
+    assert len([p for p in model.all_prompts() if conflict in p]) == 2
+    undone = [e["message"] for e in events if e["kind"] == "conflict" and "undone" in e["message"]]
+    assert len(undone) == 1
+    assert "started again: conflicts in shared.txt" in undone[0]
+    assert "<<<<<<<" in _tool_outputs(model, "read")[0]  # the markers were back
+    task_head = git(git_repo, "rev-parse", tasks[second].branch).strip()
+    assert git(git_repo, "rev-parse", f"{tasks[second].merge_sha}^2").strip() == task_head
+
+
+async def test_the_planner_reads_a_clean_checkout_of_head_not_the_users_working_tree(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    model.script(
+        Conversation(
+            ToolCalls(ToolCall.read("."), ToolCall.read("README.md")),
+            Step(StructuredOutput(one_task_plan()), after_tool="read", tool="StructuredOutput"),
+            system=PLANNER_PROMPT_HEADER,
+            name="planner: looks at the files, then plans",
+        ),
+        worker_writes("one", {"one.txt": "1\n"}),
+        reviewer_says(True, task_id="one"),
+    )
+    # The user's checkout, mid-work: a change, a staged file, an untracked file.
+    (git_repo / "README.md").write_text("# sample\nlocal edit, not committed\n")
+    (git_repo / "staged.txt").write_text("staged, not committed\n")
+    git(git_repo, "add", "staged.txt")
+    (git_repo / "untracked.txt").write_text("nobody added me\n")
+    before = _user_checkout(git_repo)
+    events: list[dict[str, Any]] = []
+
+    report = await _run("one file", git_repo, opencode_server, events, run_id="clean-plan")
+
+    assert report.status == "completed", report.to_markdown()
+    checkout = git_repo / ".git" / "langgraph-opencode" / "runs" / "clean-plan" / "planner"
+    listed, readme = _tool_outputs(model, "read")
+    assert f"<path>{checkout}</path>" in listed  # the session's directory
+    assert "\n.git\nREADME.md\n\n(2 entries)" in listed  # no staged.txt, no untracked.txt
+    assert "# sample" in readme
+    assert "local edit" not in readme
+    (planner_prompt,) = [p for p in model.all_prompts() if "Files tracked at HEAD" in p]
+    assert "README.md" in planner_prompt
+    assert "staged.txt" not in planner_prompt
+    assert _user_checkout(git_repo) == before
+    assert not checkout.exists()  # removed with the run's other worktrees
+    assert report.left_behind == []
 
 
 # -- 11. the graph's shape ------------------------------------------------------

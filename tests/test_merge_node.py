@@ -82,3 +82,49 @@ async def test_a_refresh_left_by_a_crash_is_undone_and_the_conflict_sent_back_ag
     assert git(Path(worktrees["b"]), "rev-parse", "-q", "--verify", "MERGE_HEAD").strip()
     assert git(Path(worktrees["b"]), "rev-parse", "HEAD").strip() == b_head
     assert "<<<<<<<" in (Path(worktrees["b"]) / "README.md").read_text()
+
+
+async def test_tasks_merged_before_a_crash_in_the_merge_loop_keep_their_own_merge_commits(
+    git_repo: Path,
+) -> None:
+    run = (await Repo.open(git_repo)).run("crash-merges")
+    worktrees = {t: await _commit_task(run, t, {f"{t}.txt": f"{t}\n"}) for t in ("a", "b", "c")}
+    # The lost step: the merge node merged a and b, and the process died
+    # before it returned; the checkpoint still says all three are approved.
+    lost = {t: (await run.merge(t, message=f"Merge task {t}")).sha for t in ("a", "b")}
+    plan = {
+        "objective": "three files",
+        "summary": "",
+        "tasks": [
+            {
+                "id": t,
+                "title": f"Write {t}",
+                "instructions": f"Create {t}.txt",
+                "depends_on": [],
+                "files": [f"{t}.txt"],
+                "checks": [],
+            }
+            for t in ("a", "b", "c")
+        ],
+    }
+    state: dict[str, Any] = {
+        "run_id": "crash-merges",
+        "repo": str(git_repo),
+        "plan": plan,
+        "tasks": {
+            t: {"id": t, "status": "approved", "worktree": worktrees[t], "worker_session": "s"}
+            for t in ("a", "b", "c")
+        },
+    }
+
+    update = await merge(  # type: ignore[arg-type]
+        state, Runtime(context=RunSettings(), stream_writer=lambda _: None)
+    )
+
+    records = update["tasks"]
+    assert {t: r["status"] for t, r in records.items()} == dict.fromkeys("abc", "merged")
+    assert {t: records[t]["merge_sha"] for t in ("a", "b")} == lost
+    for task_id, record in records.items():  # each merge commit merged the task's own branch
+        task_head = git(git_repo, "rev-parse", run.task_branch(task_id)).strip()
+        assert git(git_repo, "rev-parse", f"{record['merge_sha']}^2").strip() == task_head
+    assert records["c"]["merge_sha"] == git(git_repo, "rev-parse", run.integration_branch).strip()

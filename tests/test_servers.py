@@ -152,17 +152,12 @@ async def test_tasks_are_spread_over_both_servers_and_all_merged(
     everyone = list(workers.values())
     assert await _holds(opencode_server, git_repo, everyone) == {workers["a"], workers["c"]}
     assert await _holds(second_server, git_repo, everyone) == {workers["b"], workers["d"]}
-    # The planner ran on the primary server. Worker sessions are nobody's children
-    # (OpenCode's subagent depth limit would refuse their own subagents otherwise).
-    root = str((await Repo.open(git_repo)).root)
+    # The planner ran on the primary server, in its checkout. Worker sessions are nobody's
+    # children (OpenCode's subagent depth limit would refuse their own subagents otherwise).
+    checkout = str((await Repo.open(git_repo)).run(report.run_id).planner_path)
     async with OpenCodeClient(first, password=opencode_server.password) as client:
-        # (Other tests' repositories may share this one's project: same first commit.)
-        planner = next(
-            s
-            for s in await client.list_sessions(git_repo)
-            if s.title.startswith("plan") and s.directory == root
-        )
-        assert await client.children(planner.id, git_repo) == []
+        (planner,) = [s for s in await client.list_sessions(checkout) if s.title.startswith("plan")]
+        assert await client.children(planner.id, checkout) == []
         for task in report.tasks:
             if task.server == first:
                 session = await client.get_session(task.sessions[0], task.worktree)

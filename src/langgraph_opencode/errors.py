@@ -17,7 +17,8 @@ LangGraphOpenCodeError
 │   └── RunHeldError .............. another orchestrator drives the run now
 ├── GitError ...................... a git command failed, or git work was refused
 │   ├── GitTimeoutError ........... a git command did not finish in time and was stopped
-│   └── MergeConflict ............. a merge stopped on conflicting paths
+│   ├── MergeConflict ............. a merge stopped on conflicting paths
+│   └── RefreshAborted ............ a refresh merge was undone before it was finished
 └── OpenCodeError ................. talking to an OpenCode server failed
     ├── OpenCodeConnectionError ... the server could not be reached (retryable)
     │   └── OpenCodeTimeoutError .. it did not answer in time (retryable)
@@ -55,6 +56,7 @@ __all__ = [
     "OpenCodeHTTPError",
     "OpenCodeTimeoutError",
     "PlanError",
+    "RefreshAborted",
     "RunHeldError",
     "ServerError",
     "ServerStartError",
@@ -124,6 +126,14 @@ class MergeConflict(GitError):
     ):
         super().__init__(message, command=command, stderr=stderr)
         self.paths = paths
+
+
+class RefreshAborted(GitError):
+    """A refresh merge (integration into a task) was undone before it was committed.
+
+    Someone ran ``git merge --abort`` (or switched branches) in the task's
+    worktree while its conflicts waited to be resolved: start the refresh again.
+    """
 
 
 class PlanError(ConfigurationError):

@@ -49,6 +49,7 @@ _STYLE = {
     "aborted": "red",
     "server_lost": "red",
     "moved": "yellow",
+    "reattached": "yellow",
     "conflict": "yellow",
     "rework": "yellow",
     "permission": "magenta",

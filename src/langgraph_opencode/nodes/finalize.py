@@ -92,6 +92,8 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                     pass  # kept: it is listed below
         with contextlib.suppress(GitError):  # kept: the inventory below lists it
             await run.remove_integration_worktree()
+        with contextlib.suppress(GitError):  # kept: the inventory below lists it
+            await run.remove_planner_checkout()
         inventory = await run.inventory()
         left_behind = [
             f"branch {b.name} ({b.unmerged_commits} unmerged commit(s))"

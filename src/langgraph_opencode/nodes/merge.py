@@ -27,10 +27,10 @@ from langgraph_opencode.nodes._common import (
 )
 from langgraph_opencode.plan import Task
 from langgraph_opencode.prompts import bullet_list, render
-from langgraph_opencode.tools.git import GitRun
+from langgraph_opencode.tools.git import GitRun, RefreshResult
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
 
-__all__ = ["merge"]
+__all__ = ["conflict_rework", "merge"]
 
 
 async def _send_back(
@@ -48,20 +48,56 @@ async def _send_back(
         reason = f"merge conflict in {', '.join(paths)} after {rounds} rework round(s)"
         return failure(task.id, reason, runtime)
     refresh = await run.refresh(task.id)
+    return conflict_rework(
+        task,
+        record,
+        refresh,
+        run,
+        settings,
+        runtime,
+        paths=paths,
+        why=f"conflicts in {', '.join(paths)}",
+    )
+
+
+def conflict_rework(
+    task: Task,
+    record: TaskRecord,
+    refresh: RefreshResult,
+    run: GitRun,
+    settings: RunSettings,
+    runtime: Runtime[RunSettings],
+    *,
+    paths: list[str],
+    why: str,
+) -> tuple[TaskRecord, dict[str, Any]]:
+    """The rework round in which the worker resolves what ``refresh`` left in its worktree.
+
+    Args:
+        task: The task.
+        record: Its record.
+        refresh: The integration branch merged into the task branch.
+        run: The run's git side.
+        settings: The run's settings.
+        runtime: The node's runtime (for the event).
+        paths: The paths the merge found conflicting (named when the refresh reports none).
+        why: The event's message, after the task id.
+    """
+    conflicts = list(refresh.conflicts) or paths
     text = render(
         "conflict",
         task_id=task.id,
         title=task.title,
         integration_branch=run.integration_branch,
-        paths=bullet_list(list(refresh.conflicts) or paths),
+        paths=bullet_list(conflicts),
         checks=bullet_list([f"`{c}`" for c in task.checks]),
     )
     rework = TaskRecord(
         id=task.id,
         status="working",
-        round=rounds + 1,
+        round=int(record.get("round") or 0) + 1,
         refreshing=not refresh.clean,
-        feedback=f"merge conflict in {', '.join(paths)}",
+        feedback=f"merge conflict in {', '.join(paths or conflicts)}",
         job=new_job(
             "worker",
             session_id=record["worker_session"],
@@ -72,8 +108,7 @@ async def _send_back(
             server=server_of(record, settings),
         ),
     )
-    note = event("conflict", f"{task.id}: conflicts in {', '.join(paths)}", runtime, task=task.id)
-    return rework, note
+    return rework, event("conflict", f"{task.id}: {why}", runtime, task=task.id)
 
 
 async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -19,7 +20,14 @@ from langgraph_opencode.errors import ConfigurationError, PlanError
 from langgraph_opencode.graph.services import pick_server
 from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.state import OrchestratorState
-from langgraph_opencode.nodes._common import event, new_job, server_of, settings_of, with_plan
+from langgraph_opencode.nodes._common import (
+    event,
+    git_run,
+    new_job,
+    server_of,
+    settings_of,
+    with_plan,
+)
 from langgraph_opencode.plan import parse_plan, plan_schema
 from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.run_ids import check_run_id, new_run_id
@@ -126,9 +134,19 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
     return update
 
 
-async def _repo_summary(root: str) -> str:
-    repo = await Repo.open(root)
-    files = (await repo.git("ls-files")).stdout.splitlines()
+async def _planner_checkout(state: OrchestratorState) -> tuple[Path, Repo, str]:
+    """The planner's clean checkout of the commit the run starts from, the repository, and it.
+
+    The planner reads what the tasks will start from, never the user's working
+    tree and index with their uncommitted and untracked files.
+    """
+    run = await git_run(state)
+    start = state.get("base_commit") or await run.ensure_integration_branch()
+    return await run.planner_checkout(start), run.repo, start
+
+
+async def _repo_summary(repo: Repo, commit: str) -> str:
+    files = (await repo.git("ls-tree", "-r", "--name-only", commit)).stdout.splitlines()
     listed = files[:_LISTED_FILES]
     more = f"\n… and {len(files) - len(listed)} more files" if len(files) > len(listed) else ""
     return (
@@ -146,21 +164,22 @@ async def _first_prompt(
     attempts: int,
 ) -> dict[str, Any]:
     """A new planner session on the least loaded server, and its first prompt."""
+    checkout, repo, start = await _planner_checkout(state)
     services = await pick_server(settings, {})
     session_id = await services.tools.create_session.ainvoke(
-        {"directory": state["repo"], "title": f"plan: {state['objective'][:60]}"}
+        {"directory": str(checkout), "title": f"plan: {state['objective'][:60]}"}
     )
     text = render(
         "planner",
         objective=state["objective"],
-        repo_summary=await _repo_summary(state["repo"]),
+        repo_summary=await _repo_summary(repo, start),
     )
     return {
         "planner_session": session_id,
         "planner_job": new_job(
             "planner",
             session_id=session_id,
-            directory=state["repo"],
+            directory=str(checkout),
             agent=PLANNER_AGENT,
             model=settings.planner_model,
             text=text,
@@ -219,6 +238,8 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
             "plan_problems": problems,
             "events": [event("failed", reason, runtime)],
         }
+    if job["directory"] != state["repo"]:  # (older runs planned in the repository itself)
+        await _planner_checkout(state)  # the session's checkout: still there, or made again
     text = render(
         "planner_retry",
         problems=bullet_list(problems),

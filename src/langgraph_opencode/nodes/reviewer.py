@@ -34,6 +34,7 @@ from langgraph_opencode.errors import (
     LangGraphOpenCodeError,
     MergeConflict,
     OpenCodeConnectionError,
+    RefreshAborted,
 )
 from langgraph_opencode.graph.services import pick_server
 from langgraph_opencode.graph.settings import RunSettings
@@ -56,11 +57,12 @@ from langgraph_opencode.nodes._common import (
     server_of,
     settings_of,
 )
+from langgraph_opencode.nodes._worktree import reattach, restart_refresh
 from langgraph_opencode.nodes.dispatcher import server_load, worker_prompt
 from langgraph_opencode.plan import Plan, Task
 from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.review import Verdict, verdict_schema
-from langgraph_opencode.tools.git import GitRun
+from langgraph_opencode.tools.git import GitRun, RefreshResult
 from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT, WORKER_AGENT
 
 __all__ = ["review"]
@@ -260,6 +262,7 @@ class _Reviewer:
             # the worktree holds beyond the commit they checked is their output.
             await self.run.discard_uncommitted(task.id, to=left["commit"])
         commits = list(record.get("commits") or [])
+        self.events += await reattach(self.run, task, record, self.runtime)
         if record.get("refreshing"):
             try:
                 refreshed = await self.run.finish_refresh(task.id)
@@ -268,6 +271,14 @@ class _Reviewer:
                 return self.rework(
                     task, record, f"Conflict markers are still in {paths}: resolve them.", []
                 )
+            except RefreshAborted:
+                restarted, notes = await restart_refresh(
+                    self.run, task, record, self.settings, self.runtime
+                )
+                self.events += notes
+                if not isinstance(restarted, RefreshResult):
+                    return restarted
+                refreshed = restarted
             commits.append(refreshed.head)
         rounds = record.get("round", 0)
         message = f"{task.id}: {task.title}\n\nRound {rounds} of run {self.state['run_id']}."

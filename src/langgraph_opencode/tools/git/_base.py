@@ -10,7 +10,9 @@ from weakref import WeakValueDictionary
 
 from langgraph_opencode.errors import ConfigurationError, GitError
 from langgraph_opencode.tools.git._command import command_error, run_git
+from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._worktrees import list_worktrees
+from langgraph_opencode.tools.git.models import CommitResult
 
 if TYPE_CHECKING:
     from langgraph_opencode.tools.git.repo import Repo
@@ -20,6 +22,7 @@ __all__ = ["BRANCH_NAMESPACE", "RESERVED_TASK_IDS", "RunBase", "split_z"]
 _K = TypeVar("_K")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _INTEGRATION = "integration"
+_PLANNER = "planner"
 BRANCH_NAMESPACE = "lgoc"
 """Every run's branches are ``lgoc/<run_id>/...``."""
 RESERVED_TASK_IDS = frozenset({_INTEGRATION})
@@ -58,6 +61,7 @@ class RunBase:
         self.run_dir = _absolute(run_dir or default)
         self.integration_branch = f"{BRANCH_NAMESPACE}/{run_id}/{_INTEGRATION}"
         self.integration_path = self.run_dir / _INTEGRATION
+        self.planner_path = self.run_dir / _PLANNER
         self._merge_lock = _shared_lock(_RUN_LOCKS, (repo.common_dir, run_id))
         self._admin_lock = _shared_lock(_ADMIN_LOCKS, repo.common_dir)
 
@@ -143,6 +147,23 @@ class RunBase:
 
     async def _head_of(self, worktree: Path) -> str:
         return (await run_git(worktree, "rev-parse", "HEAD")).stdout.strip()
+
+    async def _commit_everything(self, worktree: Path, message: str) -> CommitResult | None:
+        """Commit everything in ``worktree`` (``git add -A``) as the orchestrator, if anything."""
+        await clear_stale_locks(worktree)  # left by a git command killed with the orchestrator
+        await run_git(worktree, "add", "-A")
+        staged = split_z((await run_git(worktree, "diff", "--cached", "--name-only", "-z")).stdout)
+        if not staged:
+            return None
+        await run_git(
+            worktree, "commit", "--quiet", "--no-verify", "-m", message, identity=self.repo.identity
+        )
+        ignored = await run_git(
+            worktree, "ls-files", "--others", "--ignored", "--exclude-standard", "--directory", "-z"
+        )
+        return CommitResult(
+            sha=await self._head_of(worktree), files=staged, ignored=split_z(ignored.stdout)
+        )
 
 
 def _absolute(path: Path) -> Path:

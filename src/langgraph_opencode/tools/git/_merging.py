@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from langgraph_opencode.errors import GitError, MergeConflict
+from langgraph_opencode.errors import GitError, MergeConflict, RefreshAborted
 from langgraph_opencode.tools.git._base import RunBase, split_z
 from langgraph_opencode.tools.git._command import command_error, run_git
 from langgraph_opencode.tools.git._locks import clear_stale_locks
@@ -29,7 +29,9 @@ class MergingRun(RunBase):
         """Merge a task branch into integration (``--no-ff``), in the integration worktree.
 
         Merges of one run are serialised. A task already merged is reported
-        with ``already_merged=True`` instead of being merged twice.
+        with ``already_merged=True`` instead of being merged twice, and with
+        the commit that merged it, not whatever the integration head is by now
+        (after a crash in a loop of merges, several tasks are merged already).
 
         Raises:
             MergeConflict: The merge conflicted. It was aborted: the
@@ -42,10 +44,9 @@ class MergingRun(RunBase):
         async with self._merge_lock:
             await self._refuse_unfinished_task(task_id)
             wt = await self._ready_integration_worktree()
-            if await self.repo.is_ancestor(
-                await self._branch_head(branch), self.integration_branch
-            ):
-                sha = await self._head_of(wt)
+            head = await self._branch_head(branch)
+            if await self.repo.is_ancestor(head, self.integration_branch):
+                sha = await self._merge_commit_of(head)
                 return MergeResult(task_id=task_id, branch=branch, sha=sha, already_merged=True)
             before = await self._head_of(wt)
             out = await run_git(
@@ -82,6 +83,28 @@ class MergingRun(RunBase):
                 command=out.command,
                 stderr=out.stderr.strip(),
             )
+
+    async def _merge_commit_of(self, head: str) -> str:
+        """The integration commit that merged ``head`` (a task branch's head, merged).
+
+        The oldest commit on the integration branch's first-parent line that
+        contains ``head``: its ``--no-ff`` merge, or ``head`` itself when it
+        lies on that line (a task that committed nothing of its own).
+        """
+        listed = await self.repo.git(
+            "rev-list",
+            "--first-parent",
+            "--ancestry-path",
+            "--reverse",
+            "--parents",
+            f"^{head}",
+            self.integration_branch,
+            "--",
+        )
+        first = listed.stdout.split("\n", 1)[0].split()
+        if not first or first[1:2] == [head]:
+            return head  # on the first-parent line itself: nothing was merged for it
+        return first[0]
 
     async def refresh(self, task_id: str, *, message: str | None = None) -> RefreshResult:
         """Merge the integration head into a task branch, in its worktree.
@@ -139,8 +162,9 @@ class MergingRun(RunBase):
 
         Raises:
             MergeConflict: Files still hold conflict markers; nothing was committed.
-            GitError: No refresh merge is in progress and the task branch
-                does not contain the integration head.
+            RefreshAborted: No refresh merge is in progress and the task branch
+                does not contain the integration head: it was never started,
+                or was undone (``git merge --abort``); call :meth:`refresh`.
         """
         branch = self.task_branch(task_id)
         wt = await self.task_path(task_id)
@@ -148,7 +172,10 @@ class MergingRun(RunBase):
             head = await self._head_of(wt)
             if await self.repo.is_ancestor(self.integration_branch, head):
                 return RefreshResult(task_id=task_id, branch=branch, head=head, up_to_date=True)
-            raise GitError(f"no refresh merge is in progress in {wt}: call refresh first")
+            raise RefreshAborted(
+                f"no refresh merge is in progress in {wt} and {branch} lacks "
+                f"{self.integration_branch}'s head: call refresh (again)"
+            )
         if conflicts := await conflict_marker_paths(wt):
             raise MergeConflict(
                 f"{', '.join(conflicts)} in {wt} still hold conflict markers: "

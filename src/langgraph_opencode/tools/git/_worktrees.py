@@ -23,6 +23,7 @@ from langgraph_opencode.tools.git.models import StatusEntry
 __all__ = [
     "WorktreeEntry",
     "conflict_marker_paths",
+    "ensure_detached_worktree",
     "ensure_worktree",
     "forget_missing_worktree",
     "init_submodules",
@@ -203,6 +204,36 @@ def _config_pairs(listed: str) -> list[tuple[str, str]]:
 def _submodule_name(key: str) -> str:
     """``foo.bar`` of ``submodule.foo.bar.path`` (a name may hold dots)."""
     return key.split(".", 1)[1].rsplit(".", 1)[0]
+
+
+async def ensure_detached_worktree(repo: Path, path: Path, commit: str) -> Path:
+    """A worktree at ``path`` with ``commit`` checked out on a detached HEAD (made if missing).
+
+    One registered at ``path`` already is reused as it is.
+
+    Raises:
+        GitError: ``path`` holds files but is no worktree, or is a branch's worktree.
+    """
+    for entry in await list_worktrees(repo):
+        if entry.path != path:
+            continue
+        if entry.missing:
+            await forget_missing_worktree(repo, entry)
+            break
+        if entry.branch is not None:
+            raise GitError(
+                f"{path} is the worktree of {entry.branch}, not a detached checkout: "
+                "remove that worktree first"
+            )
+        return path
+    if await asyncio.to_thread(_occupied, path):
+        raise GitError(
+            f"cannot check {commit[:12]} out at {path}: the path exists and is not empty; "
+            "move it away (nothing there was deleted)"
+        )
+    await asyncio.to_thread(_make_parent, path)
+    await run_git(repo, "worktree", "add", "--quiet", "--detach", str(path), commit)
+    return path
 
 
 async def status_entries(worktree: Path) -> tuple[StatusEntry, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -10,6 +11,7 @@ __all__ = [
     "BranchInfo",
     "CommitResult",
     "MergeResult",
+    "Reattached",
     "RefreshResult",
     "RunInventory",
     "SharedChanges",
@@ -80,6 +82,26 @@ class CommitResult(_Model):
     """The paths the commit changed."""
     ignored: tuple[str, ...] = ()
     """Untracked paths left out because ``.gitignore`` excludes them (directories end in ``/``)."""
+
+
+class Reattached(_Model):
+    """A task worktree found off its branch (the agent switched), put back on it."""
+
+    task_id: str
+    branch: str
+    """The task branch, checked out in the worktree again."""
+    left_on: str | None
+    """The branch the worktree was found on; ``None`` for a detached HEAD."""
+    found: str
+    """The commit the worktree was at, after committing what was uncommitted."""
+    committed: str | None = None
+    """The commit made of uncommitted work found there, if any."""
+    how: Literal["fast_forward", "merged", "switched"]
+    """``fast_forward``: the task branch was moved up to the commits made
+    elsewhere; ``merged``: the two had diverged, and those commits were merged
+    into the task branch; ``switched``: they had nothing the task branch lacks."""
+    head: str
+    """The task branch head now."""
 
 
 class TaskDiff(_Model):

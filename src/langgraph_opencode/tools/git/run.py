@@ -6,6 +6,7 @@ Layout of a run ``R`` in the user's repository::
     lgoc/R/<task_id>              branch: one per task, from the integration head
     <run_dir>/integration         worktree of the integration branch (merges happen here)
     <run_dir>/worktrees/<task_id> worktree of a task branch (the agent works here)
+    <run_dir>/planner             detached checkout of the run's start (the planner reads it)
 
 ``run_dir`` defaults to ``<repo>/.git/langgraph-opencode/runs/R``, inside the
 git directory, so the user's ``git status`` never sees it. The user's branch,
@@ -33,8 +34,10 @@ from langgraph_opencode.tools.git._base import _absolute, split_z
 from langgraph_opencode.tools.git._command import run_git
 from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._merging import MergingRun
+from langgraph_opencode.tools.git._reattach import ReattachingRun
 from langgraph_opencode.tools.git._shared import changed_keys, record, recorded, undo_changes
 from langgraph_opencode.tools.git._worktrees import (
+    ensure_detached_worktree,
     ensure_worktree,
     forget_missing_worktree,
     list_worktrees,
@@ -57,7 +60,7 @@ DEFAULT_DIFF_CHARS = 200_000
 """Default cap on the diff text handed to a reviewer."""
 
 
-class GitRun(MergingRun):
+class GitRun(MergingRun, ReattachingRun):
     """The branches and worktrees of one run; get one from :meth:`Repo.run`.
 
     Attributes:
@@ -66,6 +69,7 @@ class GitRun(MergingRun):
         run_dir: The directory holding the run's worktrees.
         integration_branch: ``lgoc/<run_id>/integration``.
         integration_path: The integration branch's worktree.
+        planner_path: The planner's checkout of the run's start.
     """
 
     async def create_task_worktree(self, task_id: str, *, path: Path | None = None) -> TaskWorktree:
@@ -125,20 +129,7 @@ class GitRun(MergingRun):
                 f"a refresh merge is in progress in {wt}: resolve the conflicts, then call "
                 "finish_refresh (or abort_refresh) instead of commit_all"
             )
-        await clear_stale_locks(wt)
-        await run_git(wt, "add", "-A")
-        staged = split_z((await run_git(wt, "diff", "--cached", "--name-only", "-z")).stdout)
-        if not staged:
-            return None
-        await run_git(
-            wt, "commit", "--quiet", "--no-verify", "-m", message, identity=self.repo.identity
-        )
-        ignored = await run_git(
-            wt, "ls-files", "--others", "--ignored", "--exclude-standard", "--directory", "-z"
-        )
-        return CommitResult(
-            sha=await self._head_of(wt), files=staged, ignored=split_z(ignored.stdout)
-        )
+        return await self._commit_everything(wt, message)
 
     async def diff(self, task_id: str, *, max_chars: int = DEFAULT_DIFF_CHARS) -> TaskDiff:
         """Return what a task branch changes since its merge base with integration.
@@ -228,6 +219,33 @@ class GitRun(MergingRun):
             await self.repo.git("branch", "-D", branch)
             removed = True
         return removed
+
+    async def planner_checkout(self, commit: str) -> Path:
+        """A clean checkout of ``commit`` (detached) for the planner to read, made if missing.
+
+        The planner sees what the tasks start from, not the user's working
+        tree with its uncommitted and untracked files.
+        """
+        async with self._admin_lock:
+            return await ensure_detached_worktree(self.repo.root, self.planner_path, commit)
+
+    async def remove_planner_checkout(self) -> bool:
+        """Remove the planner's checkout; whether there was one.
+
+        A read-only agent read it and no branch holds anything of it, so
+        whatever is in it goes (``--force``).
+        """
+        async with self._admin_lock:
+            for entry in await list_worktrees(self.repo.root):
+                if entry.path == self.planner_path and entry.branch is None:
+                    if entry.missing:
+                        await forget_missing_worktree(self.repo.root, entry)
+                    else:
+                        await run_git(
+                            self.repo.root, "worktree", "remove", "--force", str(entry.path)
+                        )
+                    return True
+        return False
 
     async def remove_integration_worktree(self) -> bool:
         """Remove the integration worktree (the branch stays); refused if it is not clean."""
