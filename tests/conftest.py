@@ -1,7 +1,12 @@
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+import pytest_asyncio
 from blockbuster import blockbuster_ctx
+
+from langgraph_opencode.testing import ScriptedModelServer
+from langgraph_opencode.tools.opencode.config import build_config
+from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 pytest_plugins = ["langgraph_opencode.testing.pytest_plugin"]
 
@@ -26,3 +31,13 @@ def no_blocking_calls() -> Iterator[None]:
     """Fail on a blocking call in the event loop by the graph's code, as `langgraph dev` does."""
     with blockbuster_ctx(IN_THE_GRAPH):
         yield
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def asking_server(
+    scripted_model: ScriptedModelServer, make_opencode_server: Callable[..., OpenCodeServer]
+) -> AsyncIterator[OpenCodeServer]:
+    """A server of the test module's whose agents (subagents too) ask before every bash command."""
+    config = build_config(extra=scripted_model.provider_config(), permission={"bash": "ask"})
+    async with make_opencode_server(config=config) as server:
+        yield server

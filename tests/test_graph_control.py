@@ -7,12 +7,10 @@ the scripted model, in a real git repository, with real SQLite checkpoints.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
@@ -44,7 +42,6 @@ from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.config import (
     PLANNER_PROMPT_HEADER,
     REVIEWER_PROMPT_HEADER,
-    build_config,
 )
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
@@ -313,16 +310,6 @@ async def test_plan_rejected_and_approved_with_command_resume_on_the_sqlite_chec
 
 
 # -- 7. permission requests -----------------------------------------------------------------
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def asking_server(
-    scripted_model: ScriptedModelServer, make_opencode_server: Callable[..., OpenCodeServer]
-) -> AsyncIterator[OpenCodeServer]:
-    """A server whose agents ask before every bash command."""
-    config = build_config(extra=scripted_model.provider_config(), permission={"bash": "ask"})
-    async with make_opencode_server(config=config) as server:
-        yield server
 
 
 COMMAND = "echo asked > asked.txt"

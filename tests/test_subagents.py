@@ -8,12 +8,10 @@ serve``, the scripted model calling the real ``task`` tool, real git.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from langgraph_opencode.api import aorchestrate
 from langgraph_opencode.graph.settings import RunSettings
@@ -32,7 +30,6 @@ from langgraph_opencode.testing import (
     worker_writes,
 )
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
-from langgraph_opencode.tools.opencode.config import build_config
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 pytestmark = pytest.mark.opencode
@@ -42,16 +39,6 @@ COMMAND = "echo sub > sub.txt"
 SUBAGENT_PROMPT = "SUBAGENT-WORK: run the command that writes sub.txt"
 TURN_TIMEOUT = 240.0
 """Without the fix a request nobody sees holds the turn until this limit: the test then fails."""
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def asking_server(
-    scripted_model: ScriptedModelServer, make_opencode_server: Callable[..., OpenCodeServer]
-) -> AsyncIterator[OpenCodeServer]:
-    """A server whose agents (subagents too) ask before every bash command."""
-    config = build_config(extra=scripted_model.provider_config(), permission={"bash": "ask"})
-    async with make_opencode_server(config=config) as server:
-        yield server
 
 
 def _plan() -> dict[str, Any]:
@@ -81,12 +68,18 @@ def _worker_delegates() -> Conversation:
     )
 
 
-def _subagent_runs_the_command() -> Conversation:
-    return Conversation(
-        ToolCall.bash(COMMAND, description="write sub.txt"),
-        Step(Text("Wrote sub.txt."), after_tool="bash"),
-        user=SUBAGENT_PROMPT,
-        name="subagent: bash",
+def _script_delegation(model: ScriptedModelServer) -> None:
+    """The plan, the worker delegating, its subagent running the command, the reviewer."""
+    model.script(
+        planner_returns(_plan()),
+        _worker_delegates(),
+        Conversation(
+            ToolCall.bash(COMMAND, description="write sub.txt"),
+            Step(Text("Wrote sub.txt."), after_tool="bash"),
+            user=SUBAGENT_PROMPT,
+            name="subagent: bash",
+        ),
+        reviewer_says(repeat=True),
     )
 
 
@@ -123,12 +116,7 @@ async def _subagent_sessions(server: OpenCodeServer, report: RunReport) -> list[
 async def test_a_subagents_permission_request_is_decided_by_the_runs_policy(
     model: ScriptedModelServer, asking_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    model.script(
-        planner_returns(_plan()),
-        _worker_delegates(),
-        _subagent_runs_the_command(),
-        reviewer_says(repeat=True),
-    )
+    _script_delegation(model)
     events: list[dict[str, Any]] = []
 
     def on_interrupt(value: dict[str, Any]) -> str:
@@ -158,12 +146,7 @@ async def test_a_subagents_permission_request_is_decided_by_the_runs_policy(
 async def test_a_subagents_request_is_put_to_a_person_saying_a_subagent_asks(
     model: ScriptedModelServer, asking_server: OpenCodeServer, git_repo: Path
 ) -> None:
-    model.script(
-        planner_returns(_plan()),
-        _worker_delegates(),
-        _subagent_runs_the_command(),
-        reviewer_says(repeat=True),
-    )
+    _script_delegation(model)
     asked: list[dict[str, Any]] = []
 
     def on_interrupt(value: dict[str, Any]) -> str:
