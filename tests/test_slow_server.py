@@ -1,4 +1,4 @@
-"""A slow server is not a dead one.
+"""A slow server is not a dead one, and one session at work per worktree.
 
 On a loaded machine OpenCode can stop answering for minutes. Its turns are
 not lost for that: the run waits for it, and no second session is started in
@@ -21,8 +21,12 @@ from typing import Any
 
 import pytest
 
+from _orchestrator_child import until
 from langgraph_opencode.api import aorchestrate
+from langgraph_opencode.graph.services import close_services, register_server, services_for
 from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.nodes._common import new_job
+from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
     Conversation,
@@ -38,7 +42,7 @@ from langgraph_opencode.testing import (
     task_prompt,
 )
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
-from langgraph_opencode.tools.opencode.server import OpenCodeServer
+from langgraph_opencode.tools.opencode.server import OpenCodeServer, free_port
 
 pytestmark = pytest.mark.opencode
 
@@ -163,3 +167,84 @@ async def test_a_frozen_external_server_keeps_its_sessions_and_no_second_session
         # No session of the second server ever worked in the task's worktree.
         async with OpenCodeClient(second.url, password=second.password) as client:
             assert await client.list_sessions(a.worktree) == []
+
+
+# -- one session at work per worktree ---------------------------------------------------
+
+
+async def _busy_session(client: OpenCodeClient, directory: Path, hold: Hang) -> str:
+    """A session in ``directory`` whose turn waits on ``hold`` (busy until aborted)."""
+    session = await client.create_session(directory, title="an old turn")
+    await client.prompt_async(session.id, directory, "an old turn", agent="build")
+    assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
+    return session.id
+
+
+async def _idle(client: OpenCodeClient, directory: Path, session_id: str) -> bool:
+    statuses = await client.status(directory)
+    return session_id not in statuses or statuses[session_id].type == "idle"
+
+
+async def test_no_prompt_goes_into_a_worktree_while_another_session_works_there(
+    model: ScriptedModelServer, opencode_server: OpenCodeServer, git_repo: Path
+) -> None:
+    # As after a forced abort: the server still runs an old turn in the worktree.
+    hold = Hang()
+    model.script(Step(hold, user="an old turn", name="an old turn that never ends"))
+    settings = RunSettings(server_url=opencode_server.url)
+    register_server(opencode_server.url, opencode_server.password)
+    try:
+        services = await services_for(settings)
+        old = await _busy_session(services.client, git_repo, hold)
+        assert not await _idle(services.client, git_repo, old)
+        job = new_job(
+            "worker",
+            session_id="ses_new",
+            directory=str(git_repo),
+            agent="build",
+            model="",
+            text="new work",
+            server=opencode_server.url,
+        )
+
+        assert await quiet_worktree(services, job) is None
+
+        assert await _idle(services.client, git_repo, old)
+        (last,) = await services.client.messages(old, git_repo, limit=1)
+        assert last.info.error is not None
+        assert last.info.error.name == "MessageAbortedError"
+    finally:
+        hold.release()
+        await close_services(opencode_server.url)
+        register_server(opencode_server.url, None)
+
+
+async def test_a_session_left_on_a_server_is_aborted_once_that_server_answers(
+    model: ScriptedModelServer,
+    opencode_server: OpenCodeServer,
+    git_repo: Path,
+) -> None:
+    hold = Hang()
+    model.script(Step(hold, user="an old turn", name="an old turn that never ends"))
+    gone = f"http://127.0.0.1:{free_port()}"
+    settings = RunSettings(server_url=opencode_server.url, server_urls=[gone])
+    register_server(opencode_server.url, opencode_server.password)
+    try:
+        services = await services_for(settings)
+        old = await _busy_session(services.client, git_repo, hold)
+        left = [
+            {"server": opencode_server.url, "session_id": old, "directory": str(git_repo)},
+            {"server": gone, "session_id": "ses_unreachable", "directory": str(git_repo)},
+            {"server": "http://127.0.0.1:1", "session_id": "ses_dropped", "directory": "/x"},
+        ]
+
+        remaining = await abort_left_behind(settings, left)
+
+        # Aborted where its server answers; kept where it does not (for a later try);
+        # dropped for a server the run no longer lists.
+        assert remaining == [left[1]]
+        await until("the old turn to stop", lambda: _idle(services.client, git_repo, old))
+    finally:
+        hold.release()
+        await close_services(opencode_server.url)
+        register_server(opencode_server.url, None)
