@@ -154,7 +154,8 @@ async def test_tasks_are_spread_over_both_servers_and_all_merged(
     assert await _holds(second_server, git_repo, everyone) == {workers["b"], workers["d"]}
     # The planner ran on the primary server, in its checkout. Worker sessions are nobody's
     # children (OpenCode's subagent depth limit would refuse their own subagents otherwise).
-    checkout = str((await Repo.open(git_repo)).run(report.run_id).planner_path)
+    checkout = (await Repo.open(git_repo)).run(report.run_id).planner_path
+    checkout.mkdir()  # removed with the run; the server lists its sessions by that path
     async with OpenCodeClient(first, password=opencode_server.password) as client:
         (planner,) = [s for s in await client.list_sessions(checkout) if s.title.startswith("plan")]
         assert await client.children(planner.id, checkout) == []
