@@ -181,7 +181,10 @@ async def run_checks(
     return [
         check_summary(
             await run_check(
-                command, cwd, timeout=settings.check_timeout, withhold={settings.password_env}
+                command,
+                cwd,
+                timeout=settings.check_timeout,
+                withhold=settings.password_env_names(),
             )
         )
         for command in commands
