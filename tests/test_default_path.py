@@ -227,6 +227,73 @@ async def test_permission_pause_answered_by_resume_runs_the_command_in_the_first
     await user.server_stopped("ask", runtime["pid"])
 
 
+# -- the agents do not hold the server's password -----------------------------------------
+
+# What a prompt-injected worker would run to find the password: its own
+# environment and the server's (OPENCODE_PID is the server's pid). Lines are cut
+# short so that the long OPENCODE_CONFIG_CONTENT cannot push the rest out of the
+# tool output.
+ENV_COMMAND = (
+    "env | cut -c1-200; "
+    "tr '\\0' '\\n' < /proc/$OPENCODE_PID/environ | cut -c1-200; "
+    "echo seen > seen.txt"
+)
+
+
+async def test_a_worker_running_env_does_not_see_the_servers_password(
+    model: ScriptedModelServer, git_repo: Path, tmp_path: Path
+) -> None:
+    user = User(tmp_path / "home", git_repo, model, permission={"external_directory": "allow"})
+    hold = Hang(then=None)
+    model.script(
+        Conversation(
+            hold,
+            ToolCall.bash(ENV_COMMAND, description="print the environment"),
+            Step(Text("Printed the environment."), after_tool="bash"),
+            user=task_prompt("env"),
+            name="worker env",
+        ),
+        reviewer_says(repeat=True),
+    )
+    plan = {
+        "objective": "print the environment",
+        "tasks": [
+            {
+                "id": "env",
+                "title": "Print the environment",
+                "instructions": f"Run `{ENV_COMMAND}`",
+                "depends_on": [],
+                "files": ["seen.txt"],
+                "checks": ["grep -qx seen seen.txt"],
+            }
+        ],
+    }
+    process = await user.start(
+        "run", "print the environment", "--plan", str(_plan_file(tmp_path, plan)), "--run-id", "env"
+    )
+    try:
+        assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
+        runtime = user.runtime("env")
+        assert runtime is not None
+        password = runtime["password"]
+        hold.release()
+        stdout, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    # Auth still works: the run went through to the end on its server.
+    assert process.returncode == 0, stdout.decode() + stderr.decode()
+    assert [t.status for t in user.report("env").tasks] == ["merged"]
+    (after,) = [r for r in model.chat_requests() if r.request.tool_results]
+    output = after.request.tool_results[0].content
+    # Both commands ran: the variable is in the worker's environment and the server's.
+    assert output.count("OPENCODE_CONFIG_CONTENT=") == 2, output
+    assert password not in output
+    await user.server_stopped("env", runtime["pid"])
+
+
 # -- Ctrl-C and resume, three times ------------------------------------------------------
 
 

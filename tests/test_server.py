@@ -24,6 +24,7 @@ from langgraph_opencode.errors import BinaryNotFoundError, ConfigurationError, S
 from langgraph_opencode.testing.pytest_plugin import STARTUP_TIMEOUT
 from langgraph_opencode.tools.opencode import binary as binary_module
 from langgraph_opencode.tools.opencode import server as server_module
+from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.config import (
     PLANNER_AGENT,
     PLANNER_PROMPT_HEADER,
@@ -230,6 +231,13 @@ def test_invalid_arguments_are_configuration_errors(tmp_path: Path) -> None:
         OpenCodeServer(binary=binary, env={"OPENCODE_SERVER_PASSWORD": "x"})
     with pytest.raises(ConfigurationError, match="JSON"):
         OpenCodeServer(binary=binary, config={"x": object()})
+    # Either would take the password plugin away (see the password tests below).
+    with pytest.raises(ConfigurationError, match="OPENCODE_PURE"):
+        OpenCodeServer(binary=binary, env={"OPENCODE_PURE": "1"})
+    with pytest.raises(ConfigurationError, match="OPENCODE_CONFIG_CONTENT"):
+        OpenCodeServer(binary=binary, env={"OPENCODE_CONFIG_CONTENT": "{}"})
+    with pytest.raises(ConfigurationError, match="'plugin' must be a list"):
+        OpenCodeServer(binary=binary, config={"plugin": "x.js"})
 
 
 # ---------------------------------------------------------------- failing start-ups
@@ -400,6 +408,39 @@ async def test_not_isolated_uses_the_users_dirs(
         assert (await _health(server, auth=_auth(server))).status_code == 200
     assert (tmp_path / "user-data" / "opencode").is_dir()
     assert "listening on" in log_path.read_text()
+
+
+@pytest.mark.opencode
+async def test_commands_of_a_server_on_the_inherited_config_do_not_see_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server started with config=None on a user's own settings, even one
+    # asking for OPENCODE_PURE (which would turn the password plugin off).
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / "user" / var))
+    server_module.provide_plugin_package(tmp_path / "user" / "XDG_CONFIG_HOME" / "opencode")
+    monkeypatch.setenv("OPENCODE_CONFIG_CONTENT", json.dumps({"username": "marker-31c"}))
+    monkeypatch.setenv("OPENCODE_PURE", "1")
+    work = tmp_path / "work"
+    work.mkdir()
+    command = "env > env.txt; tr '\\0' '\\n' < /proc/$OPENCODE_PID/environ > environ.txt"
+    async with (
+        OpenCodeServer(startup_timeout=STARTUP_TIMEOUT) as server,
+        OpenCodeClient(server.url, password=server.password) as client,
+    ):
+        assert (await client.request("GET", "/config", directory=work))["username"] == "marker-31c"
+        session = await client.create_session(work, title="env")
+        await client.shell(session.id, work, command, agent=WORKER_AGENT)
+        # Auth still holds, with the password the server was started with.
+        assert (await _health(server)).status_code == 401
+        assert (await _health(server, auth=_auth(server))).status_code == 200
+        assert server.pid is not None
+        ours = await asyncio.to_thread(Path(f"/proc/{server.pid}/environ").read_bytes)
+    password = server.password.get_secret_value()
+    assert "OPENCODE_PID=" in (work / "env.txt").read_text()
+    assert "OPENCODE_SERVER_USERNAME=" in (work / "environ.txt").read_text()
+    for seen in ((work / "env.txt").read_text(), (work / "environ.txt").read_text(), ours.decode()):
+        assert password not in seen
 
 
 @pytest.mark.opencode

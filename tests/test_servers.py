@@ -115,6 +115,41 @@ async def _holds(server: OpenCodeServer, repo: Path, session_ids: list[str]) -> 
     return held
 
 
+# -- 0. check commands see no server's password -----------------------------------------
+
+
+async def test_check_commands_see_neither_servers_password(
+    model: ScriptedModelServer,
+    opencode_server: OpenCodeServer,
+    second_server: OpenCodeServer,
+    git_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Names that do not look like secrets, so that only the settings can withhold them.
+    first_env, second_env = "LGOC_TEST_FIRST_SERVER", "LGOC_TEST_SECOND_SERVER"
+    monkeypatch.setenv(first_env, opencode_server.password.get_secret_value())
+    monkeypatch.setenv(second_env, second_server.password.get_secret_value())
+    seen = tmp_path / "check-env.txt"
+    plan = _plan("a")
+    plan["tasks"][0]["checks"] = [f"env > {seen} && test -f a.txt"]
+    model.script(planner_returns(plan), worker_writes("a", {"a.txt": "a\n"}), reviewer_says(True))
+    settings = RunSettings(
+        server_url=opencode_server.url,
+        server_urls=[second_server.url],
+        password_env=first_env,
+        password_envs={second_server.url: second_env},
+    )
+
+    report = await aorchestrate("one file", repo=git_repo, settings=settings)
+
+    assert report.status == "completed", report.to_markdown()
+    env = seen.read_text()
+    assert "PATH=" in env
+    for server in (opencode_server, second_server):
+        assert server.password.get_secret_value() not in env
+
+
 # -- 1. four tasks over two servers --------------------------------------------------
 
 

@@ -194,6 +194,13 @@ class RunSettings:
                 return name
         return self.password_env
 
+    def password_env_names(self) -> set[str]:
+        """Every environment variable named as holding a server's password.
+
+        Check commands must see none of them: a model wrote them.
+        """
+        return {self.password_env, *self.password_envs.values()}
+
     def _server_problems(self) -> list[str]:
         problems: list[str] = []
         if any(not url for url in self.server_urls):

@@ -186,7 +186,7 @@ async def run_checks(
                 cwd,
                 timeout=settings.check_timeout,
                 env=env,
-                withhold={settings.password_env},
+                withhold=settings.password_env_names(),
             )
         )
         for command in commands

@@ -19,6 +19,7 @@ from typing import Any
 
 from langgraph_opencode.testing._server import ScriptedModelServer
 from langgraph_opencode.tools.opencode.config import deep_merge
+from langgraph_opencode.tools.opencode.server import provide_plugin_package
 
 __all__ = ["user_environment"]
 
@@ -51,8 +52,10 @@ def user_environment(
 
     Args:
         home: The user's home directory (made if missing); their OpenCode
-            config goes to ``~/.config/opencode/opencode.json`` and their
-            OpenCode data to ``~/.local/share/opencode``.
+            config goes to ``~/.config/opencode/opencode.json`` (next to the
+            ``@opencode-ai/plugin`` package OpenCode installs there, as far as
+            OpenCode checks for it) and their OpenCode data to
+            ``~/.local/share/opencode``.
         model: The scripted model, as the config's provider and default model.
         config: More of the user's OpenCode config (e.g. ``{"permission":
             {"bash": "ask"}}``), merged over the provider.
@@ -69,5 +72,8 @@ def user_environment(
     config_dir = home / _XDG["XDG_CONFIG_HOME"] / "opencode"
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "opencode.json").write_text(json.dumps(user_config, indent=2))
+    # A user who has run OpenCode online has its plugin package there already;
+    # without it, each directory's first tool call would wait for an npm install.
+    provide_plugin_package(config_dir)
     env["OPENCODE_DISABLE_AUTOUPDATE"] = "1"
     return env

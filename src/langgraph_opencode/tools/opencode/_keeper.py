@@ -9,7 +9,8 @@ It reads the server's password from its standard input (one line), detaches
 (its first process prints the keeper's pid and exits; the keeper leads a new
 session, so a terminal's Ctrl-C does not reach it), and runs the server as
 its child in its own process group, with the password in the server's
-environment only. Once nobody has held the lock for ``--linger`` seconds (the
+environment only (which the server's password plugin clears once OpenCode has
+read it; see ``_hide_password.js``). Once nobody has held the lock for ``--linger`` seconds (the
 orchestrator that held it died, was stopped, or left the run paused), it
 stops the server. Whenever it ends, it removes the runtime file if that file
 names it. SIGTERM (to the keeper or its group) stops the server at once.

@@ -14,6 +14,13 @@ log file; start-up failures raise [`ServerStartError`][] with the end of that
 log. The password is a ``pydantic.SecretStr`` and never appears in a repr, a
 log line or an exception message.
 
+The commands the agents run do not see the password either: every server
+loads a small plugin of ours (``_hide_password.js``, added to
+``OPENCODE_CONFIG_CONTENT``) that deletes it from the server's environment
+once OpenCode has read it, blanks it in ``/proc/<pid>/environ`` and makes the
+server process non-dumpable. See "Trust boundary" in the README for what an
+agent can still reach.
+
 A server can also outlive the object (and the process) that started it, for
 as long as somebody holds a lock file (``home=`` and ``keep_while=``): it then
 runs under a small keeper process that stops it once nobody has held the lock
@@ -88,8 +95,18 @@ _USER_STATE_VARS = (
     "OPENCODE_AUTH_CONTENT",
 )
 _AUTH_VARS = ("OPENCODE_SERVER_PASSWORD", "OPENCODE_SERVER_USERNAME")
+# OPENCODE_PURE turns off external plugins, the password plugin among them.
+_NOT_INHERITED = (*_AUTH_VARS, "OPENCODE_PURE")
 _RUNTIME_FILE = "runtime.json"
 _KEEPER = Path(__file__).with_name("_keeper.py")
+_PASSWORD_PLUGIN = Path(__file__).with_name("_hide_password.js").as_uri()
+# Configuring any plugin makes OpenCode wait, before the first tool call in a
+# directory, for the npm install of this package that it starts in each of its
+# config directories lacking it (about 70 s of retries when npm cannot reach
+# its registry). It skips the install where node_modules exists and
+# package-lock.json lists the package: an isolated server's own config
+# directory gets both.
+_PLUGIN_PACKAGE = "@opencode-ai/plugin"
 OFFLINE_VARS = (
     "OPENCODE_DISABLE_MODELS_FETCH",
     "OPENCODE_DISABLE_LSP_DOWNLOAD",
@@ -175,6 +192,52 @@ async def _stop_group(pgid: int, grace: float = 10.0) -> None:
     _kill_group(pgid)
 
 
+def _inherited_config(env: Mapping[str, str]) -> dict[str, Any]:
+    """The config in the inherited ``OPENCODE_CONFIG_CONTENT``, ``{}`` if there is none."""
+    text = env.get("OPENCODE_CONFIG_CONTENT")
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        # Never echo it: it may hold provider keys.
+        raise ConfigurationError("OPENCODE_CONFIG_CONTENT in the environment is not a JSON object")
+    return config
+
+
+def _with_password_plugin(config: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``config`` with the plugin that hides the password from the agents' commands."""
+    plugins = config.get("plugin", [])
+    if not isinstance(plugins, list):
+        raise ConfigurationError(f"{source}: 'plugin' must be a list, got {type(plugins).__name__}")
+    if _PASSWORD_PLUGIN in plugins:
+        return dict(config)
+    return {**config, "plugin": [*plugins, _PASSWORD_PLUGIN]}
+
+
+def provide_plugin_package(config_dir: Path) -> None:
+    """Make OpenCode skip its npm install of ``@opencode-ai/plugin`` into ``config_dir``.
+
+    OpenCode installs that package into each of its config directories that
+    lacks it, and a server with plugins configured (ours all have one) waits
+    for those installs before a directory's first tool call. This writes an
+    empty ``node_modules`` and a ``package.json`` and ``package-lock.json``
+    naming the package, which is all OpenCode 1.18.33 checks. Only for
+    directories that belong to us (an isolated server's own config directory,
+    a test's home), never a user's.
+    """
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "node_modules").mkdir(exist_ok=True)
+    dependencies = {"dependencies": {_PLUGIN_PACKAGE: OPENCODE_VERSION}}
+    lock = {"lockfileVersion": 3, "packages": {"": dependencies}}
+    for name, content in (("package.json", dependencies), ("package-lock.json", lock)):
+        path = config_dir / name
+        if not path.exists():
+            path.write_text(json.dumps(content, indent=2) + "\n")
+
+
 async def _answers(url: str, password: str) -> bool:
     """Whether the server at ``url`` is healthy and takes ``password``."""
     async with httpx.AsyncClient(
@@ -234,8 +297,9 @@ class OpenCodeServer:
             password: HTTP Basic password the server will require; by default a
                 random one. There is no way to run without one.
             config: OpenCode config for ``OPENCODE_CONFIG_CONTENT`` (see
-                ``build_config``). ``None`` leaves that variable as inherited,
-                or unset when ``isolated``.
+                ``build_config``). ``None``: the inherited one (none when
+                ``isolated``). Either way the plugin that hides the password
+                from the agents' commands is added to its ``plugin`` list.
             isolated: Give the server its own temporary XDG data, config,
                 cache and state directories (and ignore inherited
                 ``OPENCODE_CONFIG*``, ``OPENCODE_DB`` and
@@ -267,7 +331,8 @@ class OpenCodeServer:
             BinaryNotFoundError: No ``opencode`` executable was found.
             ConfigurationError: An argument is invalid (port out of range,
                 config not JSON-serialisable, ``env`` setting the server's
-                credentials, unknown log level, non-positive timeout).
+                credentials, ``OPENCODE_CONFIG_CONTENT`` or ``OPENCODE_PURE``,
+                unknown log level, non-positive timeout).
         """
         self.binary: Path = find_opencode_binary(binary)
         if port is not None and not 1 <= port <= 65535:
@@ -285,10 +350,17 @@ class OpenCodeServer:
             raise ConfigurationError(
                 f"env must not set {', '.join(clashing)}: pass password=... instead"
             )
+        for name, instead in (
+            ("OPENCODE_CONFIG_CONTENT", "pass config=... instead"),
+            ("OPENCODE_PURE", "it turns off the plugin that hides the password from the agents"),
+        ):
+            if name in (env or {}):
+                raise ConfigurationError(f"env must not set {name}: {instead}")
         try:
-            self._config_json = None if config is None else json.dumps(config)
+            json.dumps(config)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"config is not JSON-serialisable: {exc}") from exc
+        self._config = None if config is None else _with_password_plugin(config, "config")
         if isinstance(password, SecretStr):
             self._password = password
         else:
@@ -565,11 +637,12 @@ class OpenCodeServer:
         if root is not None:
             for name in _XDG_DIRS.values():
                 (root / name).mkdir(parents=True, exist_ok=True)
+            provide_plugin_package(root / _XDG_DIRS["XDG_CONFIG_HOME"] / "opencode")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def _environment(self, *, with_password: bool = True) -> dict[str, str]:
         env = dict(os.environ)
-        for name in _AUTH_VARS:
+        for name in _NOT_INHERITED:
             env.pop(name, None)
         root = self._xdg_root
         if root is not None:
@@ -578,8 +651,10 @@ class OpenCodeServer:
             for var, name in _XDG_DIRS.items():
                 env[var] = str(root / name)
             env.update(dict.fromkeys(OFFLINE_VARS, "1"))
-        if self._config_json is not None:
-            env["OPENCODE_CONFIG_CONTENT"] = self._config_json
+        config = self._config
+        if config is None:
+            config = _with_password_plugin(_inherited_config(env), "OPENCODE_CONFIG_CONTENT")
+        env["OPENCODE_CONFIG_CONTENT"] = json.dumps(config)
         env["OPENCODE_DISABLE_AUTOUPDATE"] = "1"
         env.update(self._extra_env)
         env["OPENCODE_SERVER_USERNAME"] = DEFAULT_USERNAME
