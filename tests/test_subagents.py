@@ -153,11 +153,12 @@ async def test_a_subagents_request_is_put_to_a_person_saying_a_subagent_asks(
         asked.append(value)
         return "once"
 
+    events: list[dict[str, Any]] = []
     report = await _orchestrate(
         asking_server,
         git_repo,
         RunSettings(unmatched_permissions="ask", turn_timeout=TURN_TIMEOUT),
-        [],
+        events,
         on_interrupt=on_interrupt,
     )
 
@@ -172,6 +173,8 @@ async def test_a_subagents_request_is_put_to_a_person_saying_a_subagent_asks(
     (worker,) = [t for t in report.tasks if t.id == "sub"]
     assert request["session_id"] not in worker.sessions
     assert request["session_id"] in await _subagent_sessions(asking_server, report)
+    (answered,) = _messages(events, "permission")
+    assert answered.endswith("once by a person (a subagent asked)")
 
 
 async def test_a_subagent_that_stalls_is_aborted_and_the_task_is_prompted_again(

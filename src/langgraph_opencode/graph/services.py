@@ -46,7 +46,6 @@ from langgraph_opencode.tools.opencode.events import EventHub
 from langgraph_opencode.tools.toolkit import OpenCodeToolkit
 
 __all__ = [
-    "LOST_AFTER",
     "UNREACHABLE",
     "Services",
     "client_for",
@@ -58,9 +57,6 @@ __all__ = [
     "services_for",
     "wait_for_server",
 ]
-
-LOST_AFTER = 60.0
-"""The default ``server_lost_after``: an external server silent this long may be gone."""
 
 UNREACHABLE = (OpenCodeConnectionError, EventStreamError)
 """The errors that mean a server may be gone (as opposed to refusing a request)."""

@@ -2,12 +2,13 @@
 
 ``dispatch`` gives each ready task (every dependency merged) its worktree on
 its own branch from the integration branch's head, and its own session on
-the least loaded of the run's servers that answers (a child of the planner
-session when both are on one server), and records the worker prompt, up to
-the parallel limit. It also marks the tasks that can never start because a
-dependency failed. ``send`` is the only node that sends prompts: before
-sending one, it asks the server whether a message with that id already
-arrived, so a resumed run never sends the same prompt twice.
+the least loaded of the run's servers that answers (a top-level session, so
+that its own subagents are within OpenCode's depth limit), and records the
+worker prompt, up to the parallel limit. It also marks the tasks that can
+never start because a dependency failed. ``send`` is the only node that
+sends prompts: before sending one, it asks the server whether a message with
+that id already arrived, so a resumed run never sends the same prompt twice;
+into a task's worktree it sends one only once no other session works there.
 """
 
 from __future__ import annotations

@@ -81,6 +81,8 @@ async def ask_human(
         task_id = request.get("task")
         what = f"{request['permission']} {' '.join(request.get('patterns', []))}".strip()
         note = f"{task_id or 'planner'}: {what}: {reply} by a person"
+        if request.get("subagent"):
+            note += " (a subagent asked)"
         try:
             services = await services_for(settings, name)
             try:
