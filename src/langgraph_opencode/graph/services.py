@@ -317,14 +317,27 @@ async def wait_for_server(settings: RunSettings, name: str) -> bool:
 
     For a server that stopped answering without being gone (see
     :func:`server_lost`): a loaded machine, a long garbage collection, a
-    stopped process. There is no time limit of its own (the run's watchdogs
-    and a person's Ctrl-C are).
+    stopped process.
+
+    Raises:
+        OpenCodeConnectionError: It stayed silent, yet not gone, for
+            ``stall_timeout`` seconds: the run stops (checkpointed) rather
+            than wait for ever; resume it once the server answers.
     """
+    started = time.monotonic()
     while name.rstrip("/") in settings.servers():
-        if await _answers(settings, settings.url_of(name)):
+        url = settings.url_of(name)
+        if await _answers(settings, url):
             return True
         if await server_lost(settings, name):
             return False
+        silent = time.monotonic() - started
+        if silent > settings.stall_timeout:
+            raise OpenCodeConnectionError(
+                f"the OpenCode server {url} has not answered for {silent:.0f} s, though it is "
+                "not gone; the run is checkpointed: resume it once the server answers "
+                "(or restart the server)"
+            )
         await asyncio.sleep(1.0)
     return False
 

@@ -13,6 +13,8 @@ into a task's worktree it sends one only once no other session works there.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping
@@ -251,7 +253,7 @@ async def send(
         if record.get("left_behind"):
             left[str(task_id)] = await abort_left_behind(settings, record["left_behind"])
         try:
-            while True:
+            for attempt in itertools.count():
                 try:
                     refused = await _send_one(
                         state, job, settings, url, config, worktree=task_id is not None
@@ -260,6 +262,7 @@ async def send(
                 except UNREACHABLE:
                     if not await wait_for_server(settings, url):
                         raise
+                    await asyncio.sleep(min(30.0, 2.0**attempt))  # it may fail again at once
         except UNREACHABLE:
             # Its session is out of reach (if the prompt arrived, it died with
             # the server): the next node moves the work to another server.

@@ -148,8 +148,11 @@ class _Tracked:
         ``own=False``: messages of a descendant, which count as life only.
         """
         latest = 0.0
+        since = float(self.job.get("sent_at") or 0.0)
         for message in answers:
             info = message.info
+            if not own and _latest(info.time) < since:
+                continue  # a subagent of an earlier turn: nothing of this one
             if own:
                 self.message_usage.setdefault(info.id, (info.tokens, info.cost))
             latest = max(latest, _latest(info.time))
@@ -194,9 +197,10 @@ class _Tracked:
     def observe(self, ev: Event) -> None:
         self.last_activity = time.monotonic()
         props = ev.properties
-        if ev.type == "session.idle":
+        own = ev.session_id == self.job["session_id"]
+        if ev.type == "session.idle" and own:
             self.idle_signalled = True
-        elif ev.type == "session.status":
+        elif ev.type == "session.status" and own:
             status = props.get("status") or {}
             self.idle_signalled = status.get("type") == "idle"
             due = status.get("next")
@@ -271,6 +275,8 @@ class _Monitor:
         self.run_cost_spent = float(state.get("cost") or 0.0)
         self.silent: dict[str, asyncio.Future[bool]] = {}
         """Servers not answering now, each with the wait for it to answer again."""
+        self.announced: set[str] = set()
+        """Servers whose silence has an event already (one per server and entry)."""
 
     async def abort(self, item: _Tracked, reason: str) -> None:
         """Abort the item's turn for ``reason`` (again later if its server cannot take it now)."""
@@ -396,6 +402,8 @@ class _Monitor:
             waiting = self.silent[name] = asyncio.ensure_future(
                 wait_for_server(self.settings, name)
             )
+        if name not in self.announced:
+            self.announced.add(name)
             self.events.append(
                 event(
                     "server_silent",
@@ -413,8 +421,12 @@ class _Monitor:
         now = time.monotonic()
         for item in self.tracked:
             if item.server == name:
-                item.last_activity = max(item.last_activity, now)  # silence was the server's
+                # The silence was the server's: no turn stalled, no abort took long.
+                item.last_activity = max(item.last_activity, now)
+                if item.abort_sent:
+                    item.aborted_at = max(item.aborted_at, now)
         if back:
+            await asyncio.sleep(min(30.0, 2.0 ** len(self.announced)))  # it may fail again at once
             return False
         url = self.settings.url_of(name)
         if any(item.lost for item in self.tracked if item.server == name):
@@ -434,7 +446,7 @@ class _Monitor:
 
     async def follow(self, item: _Tracked) -> None:
         try:
-            while item.outcome is None:
+            while item.outcome is None and not item.asked:
                 try:
                     await self._follow(item)
                 except UNREACHABLE:
@@ -480,7 +492,9 @@ class _Monitor:
             )
             item.seed(state.answers)
             for child in children:
-                item.seed(await client.messages(child, job["directory"], limit=20), own=False)
+                with contextlib.suppress(NotFoundError):  # deleted since
+                    messages = await client.messages(child, job["directory"], limit=20)
+                    item.seed(messages, own=False)
             while True:
                 remaining = self.settings.turn_timeout - (time.monotonic() - item.started)
                 try:
@@ -600,10 +614,15 @@ class _Monitor:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
-            everything: list[asyncio.Task[Any]] = [*followers, watcher, done]
+            everything: list[asyncio.Future[Any]] = [
+                *followers,
+                watcher,
+                done,
+                *self.silent.values(),
+            ]
             for pending in everything:
                 pending.cancel()
-            await asyncio.gather(*followers, watcher, done, return_exceptions=True)
+            await asyncio.gather(*everything, return_exceptions=True)
 
     def update(self) -> dict[str, Any]:
         tasks: dict[str, TaskRecord] = {}

@@ -358,6 +358,9 @@ async def wait_for_outcome(
         event = await subscription.get(timeout=wait)
         if event is not None and on_event is not None and event.type != RECONNECTED:
             on_event(event)
+        if event is not None and event.type == RECONNECTED and subscription.descendants:
+            # Subagents started while the stream was down announced themselves unheard.
+            subscription.add_sessions(await descendants(client, session_id, directory))
         family = (subscription.session_ids or set()) - {session_id}
         if event is None or event.type == RECONNECTED:
             state = await reconcile(client, session_id, directory, user_message_id, family=family)
