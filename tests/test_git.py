@@ -1155,8 +1155,8 @@ async def _gone(pid: int, within: float = 60.0) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 async def test_check_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     command = "trap '' TERM; sleep 300 & echo $! > child.pid; echo started; wait"
-    # Long enough for a busy machine to start the shell and print "started".
-    result = await run_check(command, tmp_path, timeout=3, kill_grace=0.5)
+    # Long enough for a busy machine (two suites at once) to start the shell and print "started".
+    result = await run_check(command, tmp_path, timeout=10, kill_grace=0.5)
     assert result.timed_out
     assert not result.passed
     assert result.exit_code is not None
