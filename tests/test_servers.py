@@ -150,6 +150,22 @@ async def test_check_commands_see_neither_servers_password(
         assert server.password.get_secret_value() not in env
 
 
+async def _killed_while_hanging(
+    run: asyncio.Task[RunReport], hold: Hang, doomed: OpenCodeServer
+) -> RunReport:
+    """Kill ``doomed`` once a model call hangs on ``hold``; the run's report."""
+    try:
+        assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT), "no call hung"
+        await doomed.kill()
+        return await asyncio.wait_for(run, TIMEOUT * 2)
+    finally:
+        hold.release()
+        if not run.done():
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+
+
 # -- 1. four tasks over two servers --------------------------------------------------
 
 
@@ -246,17 +262,7 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
                 on_event=events.append,
             )
         )
-        try:
-            hung = await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
-            assert hung, "b's model call never started"
-            await doomed.kill()
-            report = await asyncio.wait_for(run, TIMEOUT * 2)
-        finally:
-            hold.release()
-            if not run.done():
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
+        report = await _killed_while_hanging(run, hold, doomed)
 
     assert report.status == "completed", report.to_markdown()
     assert {t.id: t.status for t in report.tasks} == {"a": "merged", "b": "merged"}
@@ -320,16 +326,7 @@ async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
                 ),
             )
         )
-        try:
-            assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT)
-            await doomed.kill()
-            report = await asyncio.wait_for(run, TIMEOUT * 2)
-        finally:
-            hold.release()
-            if not run.done():
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
+        report = await _killed_while_hanging(run, hold, doomed)
 
     assert report.status == "completed", report.to_markdown()
     a = _by_id(report)["a"]
