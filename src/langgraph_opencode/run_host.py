@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_opencode.errors import ConfigurationError, RunHeldError
+from langgraph_opencode.tools._env import seconds_from_env
 from langgraph_opencode.tools.lockfile import LockFile, LockHeld, describe, holder
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
@@ -52,19 +52,6 @@ _LOCK_WAIT = 2.0
 STARTUP_TIMEOUT_ENV = "LANGGRAPH_OPENCODE_STARTUP_TIMEOUT"
 """Seconds the embedded server may take to become healthy (default 120: a hang guard; it
 takes about 2 s on a quiet machine, much longer on a loaded one)."""
-
-
-def _startup_timeout() -> float:
-    value = os.environ.get(STARTUP_TIMEOUT_ENV, "")
-    try:
-        seconds = float(value) if value else 120.0
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise ConfigurationError(
-            f"${STARTUP_TIMEOUT_ENV} must be a number of seconds greater than 0, got {value!r}"
-        )
-    return seconds
 
 
 def unrecorded(run_id: str, root: Path, *, existed: bool) -> ConfigurationError:
@@ -168,7 +155,7 @@ async def embedded_server(
             home=home,
             keep_while=lock,
             linger=linger,
-            startup_timeout=_startup_timeout(),
+            startup_timeout=seconds_from_env(STARTUP_TIMEOUT_ENV, 120.0),
         )
         await server.start()
     # An adopted server may run turns of the run: it is left running unless the

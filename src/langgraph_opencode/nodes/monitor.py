@@ -384,12 +384,6 @@ class _Monitor:
                     await client.reject_question(question.id, job["directory"])
         return bool(item.asked)
 
-    async def connect(self) -> None:
-        """Open the connections to every server a tracked prompt runs on."""
-        for name in dict.fromkeys(item.server for item in self.tracked):
-            with contextlib.suppress(*UNREACHABLE):  # its followers wait for it, or find it gone
-                self.services[name] = await services_for(self.settings, name)
-
     async def server_gone(self, name: str) -> bool:
         """After an error from ``name``: wait while it is silent; whether it is gone.
 
@@ -694,12 +688,10 @@ async def monitor(
     watcher = _Monitor(state, settings, runtime, config)
     if not watcher.tracked:
         return {}
-    await watcher.connect()
     # A prompt ``send`` found its server gone for is to be moved now, not
-    # after the others end.
+    # after the others end. (Each follower opens its server's connections.)
     jobs = [record.get("job") for record in (state.get("tasks") or {}).values()]
-    moving = any(job and (job["outcome"] or {}).get("server_lost") for job in jobs)
-    if not watcher.done.is_set() and not moving:
+    if not any(job and (job["outcome"] or {}).get("server_lost") for job in jobs):
         await watcher.run()
     update = watcher.update()
     # Sessions moved tasks left on servers that went away: abort any that came back.

@@ -31,7 +31,7 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict
 
-from langgraph_opencode.tools._process import signal_group
+from langgraph_opencode.tools._process import processes, signal_group
 
 __all__ = [
     "CHECKS_ENV",
@@ -250,26 +250,21 @@ class CheckRecord:
 def _kill_marked(marker: bytes) -> bool:
     """SIGKILL every process whose environment holds ``marker``, with its group; any found?"""
     found = False
-    if not os.path.isdir("/proc"):
-        return found  # nowhere to look: the note's commit is still undone
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                # A zombie's environment reads as empty: it is dead already.
-                environ = Path(entry.path, "environ").read_bytes()
-            except OSError:  # gone, or another user's
-                continue
-            if marker not in environ.split(b"\0"):
-                continue
-            found = True
-            pid = int(entry.name)
-            with contextlib.suppress(ProcessLookupError):
-                # Its group came from the check too (never ours: each check has its
-                # own): it reaches members that emptied their environment.
-                if (group := os.getpgid(pid)) != os.getpgrp():
-                    signal_group(group, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+    for process in processes():  # none without /proc: the note's commit is still undone
+        try:
+            # A zombie's environment reads as empty: it is dead already.
+            environ = (process / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if marker not in environ.split(b"\0"):
+            continue
+        found = True
+        pid = int(process.name)
+        with contextlib.suppress(ProcessLookupError):
+            # Its group came from the check too (never ours: each check has its
+            # own): it reaches members that emptied their environment.
+            if (group := os.getpgid(pid)) != os.getpgrp():
+                signal_group(group, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     return found

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langgraph_opencode.errors import ConfigurationError, GitError, GitTimeoutError
+from langgraph_opencode.tools._env import seconds_from_env
 from langgraph_opencode.tools._process import signal_group
 
 __all__ = [
@@ -229,16 +230,7 @@ def git_timeout() -> float:
     Raises:
         ConfigurationError: The variable is set but not a positive number.
     """
-    value = os.environ.get(GIT_TIMEOUT_ENV, "").strip()
-    try:
-        seconds = float(value) if value else DEFAULT_GIT_TIMEOUT
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise ConfigurationError(
-            f"${GIT_TIMEOUT_ENV} must be a number of seconds greater than 0, got {value!r}"
-        )
-    return seconds
+    return seconds_from_env(GIT_TIMEOUT_ENV, DEFAULT_GIT_TIMEOUT)
 
 
 def _subcommand(args: tuple[str, ...]) -> str:

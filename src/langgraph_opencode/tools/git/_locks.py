@@ -18,6 +18,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from langgraph_opencode.tools._process import processes
 from langgraph_opencode.tools.git._command import run_git
 
 __all__ = ["clear_stale_locks"]
@@ -61,21 +62,16 @@ def _clear(candidates: list[Path], worktree: Path) -> tuple[Path, ...]:
 def _held(locks: set[Path], worktree: Path) -> set[Path]:
     """The ``locks`` that a process has open; all of them while a git runs in ``worktree``."""
     held: set[Path] = set()
-    if not os.path.isdir("/proc"):
-        return held
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                is_git = Path(entry.path, "comm").read_text().strip() == "git"
-                if is_git and Path(os.readlink(Path(entry.path, "cwd"))).is_relative_to(worktree):
-                    return locks
-                with os.scandir(Path(entry.path, "fd")) as fds:
-                    for fd in fds:
-                        target = Path(os.readlink(fd.path))
-                        if target in locks:
-                            held.add(target)
-            except OSError:  # gone, or another user's
-                continue
+    for process in processes():
+        try:
+            is_git = (process / "comm").read_text().strip() == "git"
+            if is_git and Path(os.readlink(process / "cwd")).is_relative_to(worktree):
+                return locks
+            with os.scandir(process / "fd") as fds:
+                for fd in fds:
+                    target = Path(os.readlink(fd.path))
+                    if target in locks:
+                        held.add(target)
+        except OSError:  # gone, or another user's
+            continue
     return held

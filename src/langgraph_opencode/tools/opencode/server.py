@@ -54,6 +54,7 @@ import httpx
 from pydantic import SecretStr
 
 from langgraph_opencode.errors import ConfigurationError, ServerStartError
+from langgraph_opencode.tools._process import signal_group
 from langgraph_opencode.tools.opencode.binary import (
     BINARY_ENV_VAR,
     OPENCODE_VERSION,
@@ -146,11 +147,6 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     try:
@@ -185,11 +181,10 @@ class _Detached:
 
 async def _stop_group(pgid: int, grace: float = 10.0) -> None:
     """SIGTERM a detached server's process group, then SIGKILL it after ``grace`` s."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_Detached(pgid).wait(), grace)
-    _kill_group(pgid)
+    signal_group(pgid, signal.SIGKILL)
 
 
 def _inherited_config(env: Mapping[str, str]) -> dict[str, Any]:
@@ -383,7 +378,7 @@ class OpenCodeServer:
         """Whether [`adopt`][] found this server running (started by another object)."""
         # Safety nets for a server object dropped, or an interpreter leaving,
         # without close(): kill the process group, remove the temporary files.
-        self._kill_at_exit: weakref.finalize[[int], OpenCodeServer] | None = None
+        self._kill_at_exit: weakref.finalize[[int, signal.Signals], OpenCodeServer] | None = None
         self._remove_at_exit: weakref.finalize[..., OpenCodeServer] | None = None
 
     # ------------------------------------------------------------------ access
@@ -585,11 +580,11 @@ class OpenCodeServer:
             return
         try:
             if process.returncode is None:
-                self._signal_group(process, signal.SIGTERM)
+                signal_group(process.pid, signal.SIGTERM)
                 try:
                     await asyncio.wait_for(process.wait(), self._stop_timeout)
                 except TimeoutError:
-                    self._signal_group(process, signal.SIGKILL)
+                    signal_group(process.pid, signal.SIGKILL)
                     await process.wait()
         finally:
             self._forget(process)
@@ -603,7 +598,7 @@ class OpenCodeServer:
         if process is None:
             return
         try:
-            self._signal_group(process, signal.SIGKILL)
+            signal_group(process.pid, signal.SIGKILL)
             await process.wait()
         finally:
             self._forget(process)
@@ -759,13 +754,13 @@ class OpenCodeServer:
         self._process = process
         if self._keep_while is None:
             # A kept server is stopped by its keeper, not by our exit.
-            self._kill_at_exit = weakref.finalize(self, _kill_group, process.pid)
+            self._kill_at_exit = weakref.finalize(self, signal_group, process.pid, signal.SIGKILL)
         try:
             await self._wait_healthy(process, port, log_offset)
             self._write_runtime(port)
         except BaseException:
             # Covers timeouts and exits, but also cancellation and Ctrl-C.
-            self._signal_group(process, signal.SIGKILL)
+            signal_group(process.pid, signal.SIGKILL)
             try:
                 await process.wait()
             finally:
@@ -806,7 +801,7 @@ class OpenCodeServer:
                     last_problem = f"{_HEALTH_PATH}: {type(exc).__name__}"
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    self._signal_group(process, signal.SIGKILL)
+                    signal_group(process.pid, signal.SIGKILL)
                     await process.wait()
                     raise self._start_error(
                         f"was not healthy after {self._startup_timeout:g} s ({last_problem})",
@@ -840,16 +835,9 @@ class OpenCodeServer:
                 text = text.replace(secret, "**********")
         return "\n".join(text.strip().splitlines()[-_LOG_TAIL_LINES:])
 
-    @staticmethod
-    def _signal_group(process: asyncio.subprocess.Process | _Detached, sig: signal.Signals) -> None:
-        # The server leads its own process group (start_new_session=True): signal
-        # the group so that commands it started go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, sig)
-
     def _forget(self, process: asyncio.subprocess.Process | _Detached) -> None:
         # Anything the server left behind in its group goes with it.
-        self._signal_group(process, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         self._remove_runtime(process.pid)
         if self._process is process:
             self._process = None
