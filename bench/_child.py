@@ -42,7 +42,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_opencode import RunSettings, aorchestrate
 from langgraph_opencode.api import checkpoint_path
-from langgraph_opencode.graph.services import services_for
+from langgraph_opencode.core.services import services_for
 from langgraph_opencode.nodes.dispatcher import worker_prompt
 from langgraph_opencode.plan import Plan, parse_plan
 from langgraph_opencode.tools.git import Repo

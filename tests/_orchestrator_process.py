@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from langgraph_opencode.api import aorchestrate, aresume
-from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.core.settings import RunSettings
 
 PASSWORD_ENV = "LGOC_TEST_OPENCODE_PASSWORD"
 SETTINGS_ENV = "LGOC_TEST_SETTINGS"

@@ -24,7 +24,7 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from langgraph_opencode import RunSettings, build_graph
-from langgraph_opencode.graph.services import close_services, register_server
+from langgraph_opencode.core.services import close_services, register_server
 from langgraph_opencode.testing import (
     ScriptedModelServer,
     git,

@@ -17,6 +17,7 @@ import pytest
 
 from _orchestrator_child import alive
 from langgraph_opencode.api import aorchestrate
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.errors import (
     ConfigurationError,
     GitError,
@@ -24,7 +25,6 @@ from langgraph_opencode.errors import (
     MergeConflict,
     RefreshAborted,
 )
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.testing import (
     Conversation,
     ScriptedModelServer,

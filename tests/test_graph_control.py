@@ -16,9 +16,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
 from langgraph_opencode.api import aorchestrate, aresume, checkpoint_path
+from langgraph_opencode.core.services import close_services, register_server
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.graph.builder import compile_graph
-from langgraph_opencode.graph.services import close_services, register_server
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.report import RunReport, TaskReport
 from langgraph_opencode.testing import (
     Conversation,

@@ -22,8 +22,8 @@ import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_opencode.api import aorchestrate, checkpoint_path
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.graph.builder import build_graph, compile_graph
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.report import RunReport, TaskReport
 from langgraph_opencode.testing import (
     GIT_ENV,

@@ -7,7 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.nodes.merge import merge
 from langgraph_opencode.testing import git
 from langgraph_opencode.tools.git import GitRun, Repo

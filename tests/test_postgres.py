@@ -35,9 +35,9 @@ from _orchestrator_child import (
 )
 from langgraph_opencode.api import aorchestrate, aresume
 from langgraph_opencode.checkpoints import CHECKPOINTS_ENV_VAR, checkpoint_path, describe_store
+from langgraph_opencode.core.services import close_services, register_server
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.errors import ConfigurationError
-from langgraph_opencode.graph.services import close_services, register_server
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.graph.studio import graph as exported_graph
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (

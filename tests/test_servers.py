@@ -23,12 +23,12 @@ from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate, ar
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.cli.commands import _settings, resume_command
 from langgraph_opencode.cli.parser import build_parser
+from langgraph_opencode.core.services import least_loaded
 from langgraph_opencode.errors import (
     AuthenticationError,
     NotFoundError,
     OpenCodeConnectionError,
 )
-from langgraph_opencode.graph.services import least_loaded
 from langgraph_opencode.report import RunReport, TaskReport
 from langgraph_opencode.testing import (
     Conversation,

@@ -23,8 +23,8 @@ import pytest
 
 from _orchestrator_child import until
 from langgraph_opencode.api import aorchestrate
-from langgraph_opencode.graph.services import close_services, register_server, services_for
-from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.core.services import close_services, register_server, services_for
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.nodes._common import new_job
 from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
 from langgraph_opencode.report import RunReport

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from langgraph_opencode.api import aorchestrate
-from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
     Conversation,

@@ -12,7 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_opencode import RunSettings, compile_graph
-from langgraph_opencode.graph.services import close_services, register_server
+from langgraph_opencode.core.services import close_services, register_server
 from langgraph_opencode.testing import (
     ScriptedModelServer,
     Step,

@@ -28,10 +28,10 @@ from langgraph.types import Command
 from pydantic import SecretStr
 
 from langgraph_opencode.checkpoints import checkpoint_path, open_checkpointer
+from langgraph_opencode.core.services import close_services, register_server, services_for
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
-from langgraph_opencode.graph.services import close_services, register_server, services_for
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport

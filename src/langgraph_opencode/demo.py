@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from langgraph_opencode.api import aorchestrate
-from langgraph_opencode.graph.settings import RunSettings
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
     ScriptedModelServer,

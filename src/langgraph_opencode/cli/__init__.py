@@ -30,13 +30,13 @@ from langgraph_opencode.cli.parser import (
 )
 from langgraph_opencode.cli.store import load_run
 from langgraph_opencode.cli.terminal import TerminalConsole
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.errors import (
     AuthenticationError,
     ConfigurationError,
     LangGraphOpenCodeError,
     OpenCodeConnectionError,
 )
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.tools.git import Repo
 
 __all__ = [

@@ -36,9 +36,9 @@ from langgraph_opencode.cli.parser import (
 )
 from langgraph_opencode.cli.progress import Progress, task_table
 from langgraph_opencode.cli.store import RunInfo, list_runs, load_run
+from langgraph_opencode.core.services import client_for
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError
-from langgraph_opencode.graph.services import client_for
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.nodes.planner import check_objective
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from langgraph_opencode import __version__
-from langgraph_opencode.graph.settings import permission_rule_problem
+from langgraph_opencode.core.settings import permission_rule_problem
 
 __all__ = [
     "EXIT_FAILED",

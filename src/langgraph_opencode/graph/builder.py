@@ -22,8 +22,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import (
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import (
     TERMINAL_STATUSES,
     OrchestratorInput,
     OrchestratorOutput,

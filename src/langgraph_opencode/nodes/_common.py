@@ -9,8 +9,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.prompts import code_block
 from langgraph_opencode.tools.checks import CheckRecord, CheckResult, run_check

@@ -15,10 +15,10 @@ import contextlib
 import time
 from typing import Any
 
+from langgraph_opencode.core.services import UNREACHABLE, Services, services_for
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import PromptJob
 from langgraph_opencode.errors import OpenCodeHTTPError
-from langgraph_opencode.graph.services import UNREACHABLE, Services, services_for
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import PromptJob
 
 __all__ = ["BUSY_WAIT", "abort_left_behind", "quiet_worktree"]
 

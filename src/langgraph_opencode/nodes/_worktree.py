@@ -15,8 +15,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import TaskRecord
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import TaskRecord
 from langgraph_opencode.nodes._common import event, failure
 from langgraph_opencode.nodes.merge import conflict_rework
 from langgraph_opencode.plan import Task

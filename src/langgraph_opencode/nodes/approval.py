@@ -20,9 +20,9 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import OrchestratorState, TaskRecord
 from langgraph_opencode.errors import ConfigurationError, PlanError
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
 from langgraph_opencode.nodes._common import event, settings_of, with_plan
 from langgraph_opencode.plan import Plan, parse_plan
 

@@ -23,20 +23,20 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from langgraph_opencode.errors import GitError, OpenCodeHTTPError
-from langgraph_opencode.graph.services import (
+from langgraph_opencode.core.services import (
     UNREACHABLE,
     pick_server,
     services_for,
     wait_for_server,
 )
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import (
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import (
     TERMINAL_STATUSES,
     OrchestratorState,
     PromptJob,
     TaskRecord,
 )
+from langgraph_opencode.errors import GitError, OpenCodeHTTPError
 from langgraph_opencode.nodes._common import (
     event,
     failure,

@@ -16,9 +16,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import OrchestratorState
 from langgraph_opencode.errors import GitError
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState
 from langgraph_opencode.nodes._common import (
     check_record,
     event,

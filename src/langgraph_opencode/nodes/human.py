@@ -24,10 +24,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from langgraph_opencode.core.services import UNREACHABLE, server_lost, services_for
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.errors import ConfigurationError, NotFoundError
-from langgraph_opencode.graph.services import UNREACHABLE, server_lost, services_for
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import event, server_of, settings_of
 
 __all__ = ["ask_human", "permission_answer"]

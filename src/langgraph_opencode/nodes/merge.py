@@ -13,9 +13,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import OrchestratorState, TaskRecord
 from langgraph_opencode.errors import GitError, MergeConflict
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, TaskRecord
 from langgraph_opencode.nodes._common import (
     event,
     failure,

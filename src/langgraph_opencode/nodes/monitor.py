@@ -37,15 +37,15 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from langgraph_opencode.errors import NotFoundError, OpenCodeHTTPError
-from langgraph_opencode.graph.services import (
+from langgraph_opencode.core.services import (
     UNREACHABLE,
     Services,
     services_for,
     wait_for_server,
 )
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.errors import NotFoundError, OpenCodeHTTPError
 from langgraph_opencode.nodes._common import event, lost_turn, server_of, settings_of
 from langgraph_opencode.nodes._sessions import abort_left_behind
 from langgraph_opencode.tools.opencode.models import Event, Message, PromptOutcome, TokenUsage

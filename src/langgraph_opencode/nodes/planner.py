@@ -16,10 +16,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.services import pick_server
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import OrchestratorState
 from langgraph_opencode.errors import ConfigurationError, PlanError
-from langgraph_opencode.graph.services import pick_server
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import OrchestratorState
 from langgraph_opencode.nodes._common import (
     event,
     git_run,

@@ -29,20 +29,20 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
+from langgraph_opencode.core.services import pick_server
+from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.state import (
+    TERMINAL_STATUSES,
+    OrchestratorState,
+    PromptJob,
+    TaskRecord,
+)
 from langgraph_opencode.errors import (
     EventStreamError,
     LangGraphOpenCodeError,
     MergeConflict,
     OpenCodeConnectionError,
     RefreshAborted,
-)
-from langgraph_opencode.graph.services import pick_server
-from langgraph_opencode.graph.settings import RunSettings
-from langgraph_opencode.graph.state import (
-    TERMINAL_STATUSES,
-    OrchestratorState,
-    PromptJob,
-    TaskRecord,
 )
 from langgraph_opencode.nodes._common import (
     DIFF_SLOT,

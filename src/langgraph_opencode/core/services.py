@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import httpx
 from pydantic import SecretStr
 
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -40,7 +41,6 @@ from langgraph_opencode.errors import (
     OpenCodeConnectionError,
     OpenCodeError,
 )
-from langgraph_opencode.graph.settings import RunSettings
 from langgraph_opencode.tools.opencode.client import DEFAULT_TIMEOUT, OpenCodeClient
 from langgraph_opencode.tools.opencode.events import EventHub
 from langgraph_opencode.tools.toolkit import OpenCodeToolkit
