@@ -43,7 +43,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_opencode import RunSettings, aorchestrate
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.core.services import services_for
-from langgraph_opencode.nodes.dispatcher import worker_prompt
+from langgraph_opencode.nodes._prompts import worker_prompt
 from langgraph_opencode.plan import Plan, parse_plan
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode import (
@@ -112,10 +112,8 @@ class _ActTimes:
         self.steps.append((now, task_path.split(",")[-1].strip() or "?"))
         for channel, value in writes:
             jobs: list[Any] = []
-            if channel == "tasks" and isinstance(value, dict):
-                jobs = [r.get("job") for r in value.values() if isinstance(r, dict)]
-            elif channel == "planner_job":
-                jobs = [value]
+            if channel == "jobs" and isinstance(value, dict):
+                jobs = list(value.values())
             for job in jobs:
                 if isinstance(job, dict) and job.get("outcome") is not None:
                     self.acted.setdefault((job["session_id"], job["message_id"]), now)

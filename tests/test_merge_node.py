@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.nodes._prompts import prompt_text
 from langgraph_opencode.nodes.merge import merge
 from langgraph_opencode.testing import git
 from langgraph_opencode.tools.git import GitRun, Repo
@@ -75,8 +76,16 @@ async def test_a_refresh_left_by_a_crash_is_undone_and_the_conflict_sent_back_ag
     assert b["status"] == "working", b.get("reason")
     assert b["round"] == 1
     assert b["refreshing"] is True
-    assert b["job"]["session_id"] == "ses_b"
-    assert "README.md" in b["job"]["text"]
+    job = update["jobs"]["task:b"]
+    assert job["session_id"] == "ses_b"
+    # The prompt names the conflicting file when it is sent.
+    text = await prompt_text(
+        {**state, "tasks": {**state["tasks"], "b": {**state["tasks"]["b"], **b}}},
+        "task:b",
+        job,
+        diff_chars=1000,
+    )  # type: ignore[arg-type]
+    assert "README.md" in text
     assert [e["event"]["kind"] for e in events] == ["conflict"]
     # b's worktree holds the refresh merge again, on top of b's own commit.
     assert git(Path(worktrees["b"]), "rev-parse", "-q", "--verify", "MERGE_HEAD").strip()

@@ -451,13 +451,11 @@ async def test_a_resumed_run_times_the_turn_from_when_its_prompt_was_sent(
         await hanging(never)
         await first.crash()
         assert await checkpointed_next(git_repo, run_id) == ("monitor",)
-        job = (await checkpointed_values(git_repo, run_id))["tasks"]["one"]["job"]
+        job = (await checkpointed_values(git_repo, run_id))["jobs"]["task:one"]
         assert job["sent"]
         assert job["sent_at"] <= time.time()
         two_hours_ago = {**job, "sent_at": job["sent_at"] - 7200}
-        await edit_checkpoint(
-            git_repo, run_id, {"tasks": {"one": {"id": "one", "job": two_hours_ago}}}, "send"
-        )
+        await edit_checkpoint(git_repo, run_id, {"jobs": {"task:one": two_hours_ago}}, "send")
 
         resumed = await spawn(
             "resumed", tmp_path, opencode_server, "resume", *common, settings=settings

@@ -23,9 +23,9 @@ import pytest
 
 from _orchestrator_child import until
 from langgraph_opencode.api import aorchestrate
+from langgraph_opencode.core.jobs import new_job, part
 from langgraph_opencode.core.services import close_services, register_server, services_for
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.nodes._common import new_job
 from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
@@ -203,7 +203,7 @@ async def test_no_prompt_goes_into_a_worktree_while_another_session_works_there(
             directory=str(git_repo),
             agent="build",
             model="",
-            text="new work",
+            prompt=[part("worker")],
             server=opencode_server.url,
         )
 

@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from langgraph_opencode.checkpoints import checkpoint_path, open_checkpointer
 from langgraph_opencode.core.services import close_services, register_server, services_for
 from langgraph_opencode.core.settings import RunSettings
+from langgraph_opencode.core.supervisor import close_supervisor
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.nodes.planner import check_objective
@@ -273,7 +274,11 @@ async def _driving(
                 _refuse_snapshot(snapshot, run_id, git_repo.root, new=new, existed=existed)
                 async with _server(settings, run_dir=run_dir, **server) as live:
                     await _check_models(live.settings, git_repo, server.get("model"))
-                    yield graph, config, live, snapshot
+                    try:
+                        yield graph, config, live, snapshot
+                    finally:
+                        # The run's prompts are followed while this process drives it.
+                        await close_supervisor(run_id)
             except BaseException:
                 # Still holding the lock: nobody else uses the directory made for it.
                 if not existed and not (await graph.aget_state(config)).values:

@@ -16,6 +16,8 @@ from langgraph_opencode.checkpoints import (
     open_checkpointer,
     run_ids,
 )
+from langgraph_opencode.core.jobs import task_of
+from langgraph_opencode.core.state import TERMINAL_STATUSES
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.report import RunReport, RunStatus, TaskReport
@@ -43,6 +45,8 @@ class RunInfo:
     report: RunReport | None = None
     interrupt: dict[str, Any] | None = None
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The prompts out, by owner (see ``core.jobs``)."""
     planner_session: str = ""
     integration_branch: str = ""
     base_commit: str = ""
@@ -82,9 +86,9 @@ class RunInfo:
         The server is empty for runs from before several servers (the primary one).
         """
         found = []
-        for record in self.tasks.values():
-            job = record.get("job") or None
-            if record.get("status") in ("merged", "failed", "blocked") or not job:
+        for owner, job in self.jobs.items():
+            task_id = task_of(owner)
+            if task_id is None or self.tasks.get(task_id, {}).get("status") in TERMINAL_STATUSES:
                 continue
             if job.get("sent") and not job.get("outcome"):
                 found.append(
@@ -139,6 +143,7 @@ async def _info(graph: Any, repo: Repo, run_id: str) -> RunInfo | None:
         report=RunReport.model_validate(report) if report else None,
         interrupt=interrupts[0] if interrupts else None,
         tasks=dict(values.get("tasks") or {}),
+        jobs=dict(values.get("jobs") or {}),
         planner_session=str(values.get("planner_session", "")),
         integration_branch=str(values.get("integration_branch", "")),
         base_commit=str(values.get("base_commit", "")),

@@ -11,10 +11,13 @@ Each task moves through these statuses::
                   +--rework--+------------+--conflict--+
     (any) -> failed          pending -> blocked (a dependency failed)
 
-A task's ``job`` is the one prompt it has outstanding. It is written to the
-state *before* it is sent (with a message id chosen here), so a resumed run
-can ask the server whether that exact prompt arrived instead of sending it
-twice.
+Every prompt the run has out lives in one channel, ``jobs``, keyed by its
+owner (see ``core.jobs``): ``planner``, ``task:<id>`` (a task's worker),
+``review:<id>`` (its reviewer); a task has at most one prompt out. A job is
+written to the state *before* it is sent (with a message id chosen here), so
+a resumed run can ask the server whether that exact prompt arrived instead
+of sending it twice. Its text is not stored: it is rendered from its
+templates and the state when it is sent (``nodes._prompts``).
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ from typing_extensions import TypedDict
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "AbortKind",
+    "JobRole",
     "OrchestratorInput",
     "OrchestratorOutput",
     "OrchestratorState",
     "PromptJob",
+    "PromptPart",
     "TaskRecord",
     "TaskStatus",
+    "merge_jobs",
     "merge_tasks",
 ]
 
@@ -40,6 +47,16 @@ TaskStatus = Literal[
 TERMINAL_STATUSES: frozenset[str] = frozenset({"merged", "failed", "blocked"})
 
 JobRole = Literal["planner", "worker", "reviewer"]
+
+AbortKind = Literal["stalled", "turn_timeout", "token_budget", "cost_budget"]
+"""Why the run aborted a turn (``PromptJob.abort_kind``, and the outcome's ``abort_kind``)."""
+
+
+class PromptPart(TypedDict):
+    """One template of a prompt: its name and the values not read from the state."""
+
+    template: str
+    args: dict[str, Any]
 
 
 class PromptJob(TypedDict):
@@ -52,17 +69,18 @@ class PromptJob(TypedDict):
         message_id: The user message id it is sent with.
         agent: The OpenCode agent that runs it.
         model: ``provider/model``, or empty for the agent's default.
-        text: The prompt.
+        prompt: Its parts, rendered and joined when it is sent
+            (``nodes._prompts.prompt_text``); the state holds no prompt text.
         schema: A JSON schema for a structured answer, if one is wanted.
         sent: Whether the server accepted it (set after sending).
         outcome: How its run ended (a ``PromptOutcome`` as a dict), once known.
-        diff_of: A task whose diff is filled into the prompt when it is sent.
         sent_at: When the server accepted it (seconds since the epoch); the
             turn's clocks run from here, over monitor re-entries and resumes.
-        active_at: The last sign of life the monitor saw (seconds since the
-            epoch), kept when the monitor returns with the turn still running.
-        abort_reason: Why the monitor aborted the turn, kept until its outcome
-            arrives (maybe in a later monitor entry).
+        active_at: The last sign of life seen (seconds since the epoch), kept
+            when a person's answer restarts the turn's clocks.
+        abort_kind: Why the supervisor aborted the turn, kept until its
+            outcome arrives (maybe after a resume).
+        abort_reason: The same, said for people (never parsed).
         aborted_at: When it did (seconds since the epoch).
         server: The name of the OpenCode server the session lives on (its
             URL, or ``embedded`` for the run's embedded server; missing in runs
@@ -77,15 +95,13 @@ class PromptJob(TypedDict):
     message_id: str
     agent: str
     model: str
-    text: str
+    prompt: list[PromptPart]
     schema: dict[str, Any] | None
     sent: bool
     outcome: dict[str, Any] | None
-    diff_of: NotRequired[str]
-    """Fill the prompt's diff slot with this task's diff when sending (diffs
-    stay out of the state)."""
     sent_at: NotRequired[float]
     active_at: NotRequired[float]
+    abort_kind: NotRequired[AbortKind]
     abort_reason: NotRequired[str]
     aborted_at: NotRequired[float]
     server: NotRequired[str]
@@ -107,7 +123,6 @@ class TaskRecord(TypedDict, total=False):
     moves: int
     """How often the task moved to another server because its server went away."""
     reviewer_session: str
-    job: PromptJob | None
     tokens: int
     cost: float
     stall_retries: int
@@ -148,6 +163,19 @@ def merge_tasks(
     return merged
 
 
+def merge_jobs(
+    left: dict[str, PromptJob] | None, right: dict[str, PromptJob | None] | None
+) -> dict[str, PromptJob]:
+    """Reducer: set each owner's job; ``None`` takes it away (nothing is out for that owner)."""
+    merged: dict[str, PromptJob] = dict(left or {})
+    for owner, job in (right or {}).items():
+        if job is None:
+            merged.pop(owner, None)
+        else:
+            merged[owner] = job
+    return merged
+
+
 def _capped_log(
     left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None
 ) -> list[dict[str, Any]]:
@@ -181,7 +209,8 @@ class OrchestratorState(TypedDict, total=False):
     plan_problems: list[str]
     plan_feedback: str
     planner_session: str
-    planner_job: PromptJob | None
+    jobs: Annotated[dict[str, PromptJob], merge_jobs]
+    """Every prompt the run has out, by owner (see ``core.jobs``)."""
     integration_branch: str
     base_commit: str
     tasks: Annotated[dict[str, TaskRecord], merge_tasks]

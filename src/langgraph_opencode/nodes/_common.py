@@ -9,29 +9,21 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.notes import note
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.core.state import OrchestratorState, TaskRecord
 from langgraph_opencode.plan import Plan
-from langgraph_opencode.prompts import code_block
 from langgraph_opencode.tools.checks import CheckRecord, CheckResult, run_check
 from langgraph_opencode.tools.git import GitRun, Repo
-from langgraph_opencode.tools.opencode.client import OpenCodeClient
-from langgraph_opencode.tools.opencode.models import PromptOutcome
 
 __all__ = [
-    "DIFF_SLOT",
     "check_record",
     "check_summary",
     "event",
     "failure",
     "git_run",
-    "lost_turn",
-    "new_job",
     "plan_of",
-    "prompt_text",
-    "resend",
     "run_checks",
-    "server_lost_outcome",
     "server_of",
     "settings_of",
     "task_update",
@@ -39,19 +31,6 @@ __all__ = [
 ]
 
 CHECK_TAIL_CHARS = 2_000
-
-DIFF_SLOT = "<<langgraph-opencode: the task's diff>>"
-"""Stands for a task's diff in a recorded prompt; ``send`` fills it in from git."""
-
-
-async def prompt_text(state: OrchestratorState, job: PromptJob, diff_chars: int) -> str:
-    """The text to send for ``job``, with its diff filled in from git if it has one."""
-    task_id = job.get("diff_of")
-    if not task_id:
-        return job["text"]
-    diff = await (await git_run(state)).diff(task_id, max_chars=diff_chars)
-    shown = code_block(diff.text + ("\n… (diff truncated)" if diff.truncated else ""), "diff")
-    return job["text"].replace(DIFF_SLOT, shown if diff.text else "(no changes)")
 
 
 def with_plan(state: OrchestratorState, plan: dict[str, Any] | None) -> dict[str, Any]:
@@ -80,72 +59,16 @@ async def git_run(state: OrchestratorState) -> GitRun:
     return repo.run(state["run_id"])
 
 
-def new_job(
-    role: Any,
-    *,
-    session_id: str,
-    directory: str,
-    agent: str,
-    model: str,
-    text: str,
-    server: str,
-    schema: dict[str, Any] | None = None,
-) -> PromptJob:
-    """A prompt, recorded with its message id before it is sent."""
-    return PromptJob(
-        server=server,
-        role=role,
-        session_id=session_id,
-        directory=directory,
-        message_id=OpenCodeClient.new_message_id(),
-        agent=agent,
-        model=model,
-        text=text,
-        schema=schema,
-        sent=False,
-        outcome=None,
-    )
-
-
-_TURN_FIELDS = frozenset({"sent_at", "active_at", "abort_reason", "aborted_at", "paused_s"})
-"""What a job records about its sent turn; a new message starts without them."""
-
-
-def resend(job: PromptJob) -> PromptJob:
-    """The same prompt again, as a new message (for a retry)."""
-    kept = {key: value for key, value in job.items() if key not in _TURN_FIELDS}
-    return PromptJob(
-        **{**kept, "message_id": OpenCodeClient.new_message_id(), "sent": False, "outcome": None}  # type: ignore[typeddict-item]
-    )
-
-
 def server_of(item: Mapping[str, Any], settings: RunSettings) -> str:
     """The server of a job, a task's worker or a permission request (older runs: the primary)."""
     return str(item.get("server") or next(iter(settings.servers()), ""))
-
-
-def lost_turn(session_id: str, url: str) -> PromptOutcome:
-    """How a turn ends when its server goes away: incomplete (to be sent again elsewhere)."""
-    return PromptOutcome(
-        kind="incomplete",
-        session_id=session_id,
-        error_message=f"the OpenCode server {url} went away",
-    )
-
-
-def server_lost_outcome(job: PromptJob, url: str) -> dict[str, Any]:
-    """A job's recorded outcome when its server went away (``server_lost``: the URL)."""
-    return {
-        **lost_turn(job["session_id"], url).model_dump(mode="json"),
-        "server_lost": url,
-    }
 
 
 def event(
     kind: str, message: str, runtime: Runtime[RunSettings] | None = None, **data: Any
 ) -> dict[str, Any]:
     """A notable event for the run's log; also streamed as a custom event."""
-    record = {"time": time.time(), "kind": kind, "message": message, **data}
+    record = note(kind, message, **data)
     if runtime is not None:
         runtime.stream_writer({"event": record})
     return record
@@ -196,10 +119,11 @@ async def run_checks(
 def failure(
     task_id: str, reason: str, runtime: Runtime[RunSettings] | None
 ) -> tuple[TaskRecord, dict[str, Any]]:
-    """A task's failure: its record update and the event saying why."""
-    record = TaskRecord(
-        id=task_id, status="failed", reason=reason, job=None, finished_at=time.time()
-    )
+    """A task's failure: its record update and the event saying why.
+
+    Its prompt, if one is out, is dropped with ``core.jobs.no_jobs``.
+    """
+    record = TaskRecord(id=task_id, status="failed", reason=reason, finished_at=time.time())
     return record, event("failed", f"{task_id}: {reason}", runtime, task=task_id)
 
 

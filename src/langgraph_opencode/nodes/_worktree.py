@@ -16,7 +16,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.core.state import TaskRecord
+from langgraph_opencode.core.state import PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import event, failure
 from langgraph_opencode.nodes.merge import conflict_rework
 from langgraph_opencode.plan import Task
@@ -54,25 +54,26 @@ async def restart_refresh(
     record: TaskRecord,
     settings: RunSettings,
     runtime: Runtime[RunSettings],
-) -> tuple[TaskRecord | RefreshResult, list[dict[str, Any]]]:
+) -> tuple[TaskRecord | RefreshResult, list[dict[str, Any]], PromptJob | None]:
     """Start again the refresh merge the worker undid, keeping what it changed since.
 
     Returns the refresh when it is clean now, or else the conflict rework
-    round (the task's failure when it has no round left), with the events.
+    round (the task's failure when it has no round left), with the events and
+    the rework's prompt.
     """
     rounds = int(record.get("round") or 0)
     undone = f"the merge of {run.integration_branch} into its branch was undone"
     if rounds >= settings.max_rework_rounds:
         reason = f"{undone} before its conflicts were resolved, after {rounds} rework round(s)"
         failed, note = failure(task.id, reason, runtime)
-        return failed, [note]
+        return failed, [note], None
     # A refresh needs a clean worktree: what the worker changed meanwhile is committed.
     await run.commit_all(task.id, f"{task.id}: {task.title}\n\nWork after the refresh was undone.")
     refresh = await run.refresh(task.id)
     if refresh.clean:
-        return refresh, []
+        return refresh, [], None
     conflicts = ", ".join(refresh.conflicts)
-    rework, note = conflict_rework(
+    rework, job, note = conflict_rework(
         task,
         record,
         refresh,
@@ -82,4 +83,4 @@ async def restart_refresh(
         paths=list(refresh.conflicts),
         why=f"{undone}; started again: conflicts in {conflicts}",
     )
-    return rework, [note]
+    return rework, [note], job

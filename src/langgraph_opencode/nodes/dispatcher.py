@@ -17,12 +17,22 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.jobs import (
+    no_jobs,
+    part,
+    task_job,
+    task_of,
+    task_owner,
+    unsent,
+    worker_job,
+)
+from langgraph_opencode.core.outcomes import server_lost_outcome
 from langgraph_opencode.core.services import (
     UNREACHABLE,
     pick_server,
@@ -30,31 +40,22 @@ from langgraph_opencode.core.services import (
     wait_for_server,
 )
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.core.state import (
-    TERMINAL_STATUSES,
-    OrchestratorState,
-    PromptJob,
-    TaskRecord,
-)
+from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.errors import GitError, OpenCodeHTTPError
 from langgraph_opencode.nodes._common import (
     event,
     failure,
     git_run,
-    new_job,
     plan_of,
-    prompt_text,
-    server_lost_outcome,
     server_of,
     settings_of,
 )
+from langgraph_opencode.nodes._prompts import prompt_text
 from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
-from langgraph_opencode.plan import Plan, Task, blocked_by_failure, ready_tasks
-from langgraph_opencode.prompts import bullet_list, render
-from langgraph_opencode.tools.opencode.config import WORKER_AGENT
+from langgraph_opencode.plan import blocked_by_failure, ready_tasks
 from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
-__all__ = ["ACTIVE_STATUSES", "dispatch", "send", "server_load", "worker_prompt"]
+__all__ = ["ACTIVE_STATUSES", "dispatch", "send", "server_load"]
 
 ACTIVE_STATUSES = frozenset({"working", "checking", "reviewing", "approved"})
 
@@ -67,6 +68,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     status = {task_id: record.get("status", "pending") for task_id, record in tasks.items()}
     merged = {t for t, s in status.items() if s == "merged"}
     failed = {t for t, s in status.items() if s in ("failed", "blocked")}
+    jobs = state.get("jobs") or {}
     updates: dict[str, TaskRecord] = {}
     events: list[dict[str, Any]] = []
     for task_id in blocked_by_failure(plan, failed):
@@ -77,10 +79,10 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 id=task_id, status="blocked", reason=reason, finished_at=time.time()
             )
             events.append(event("blocked", f"{task_id} {reason}", runtime, task=task_id))
-    for task_id, record in tasks.items():
+    for task_id in tasks:
         # A task under way always has a prompt out, except an approved one
         # waiting for its merge; anything else would wait forever.
-        if status[task_id] in ("working", "reviewing") and record.get("job") is None:
+        if status[task_id] in ("working", "reviewing") and task_job(jobs, task_id) is None:
             reason = "lost track of its prompt (an internal error); its work is kept on its branch"
             updates[task_id], note = failure(task_id, reason, runtime)
             events.append(note)
@@ -99,8 +101,12 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
         for task in ready_tasks(plan, merged)
         if status.get(task.id, "pending") == "pending" and task.id not in updates
     ]
+    failed_now = [t for t, r in updates.items() if r.get("status") == "failed"]
     if slots <= 0 or not ready:
-        return {"tasks": updates, "events": events} if updates else {}
+        if not updates:
+            return {}
+        return {"tasks": updates, "jobs": no_jobs(*failed_now), "events": events}
+    new_jobs: dict[str, PromptJob | None] = dict(no_jobs(*failed_now))
     run = await git_run(state)
     load = server_load(tasks)
     for task in ready[:slots]:
@@ -119,8 +125,6 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 "title": f"task {task.id}: {task.title}",
             }
         )
-        finished = {t for t, s in status.items() if s in TERMINAL_STATUSES}
-        text = worker_prompt(plan, task, finished=finished)
         updates[task.id] = TaskRecord(
             id=task.id,
             status="working",
@@ -130,16 +134,8 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             server=services.name,
             sessions=[session_id],
             started_at=time.time(),
-            job=new_job(
-                "worker",
-                session_id=session_id,
-                directory=str(worktree.path),
-                agent=WORKER_AGENT,
-                model=settings.worker_model,
-                text=text,
-                server=services.name,
-            ),
         )
+        new_jobs[task_owner(task.id)] = worker_job(updates[task.id], settings, [part("worker")])
         where = f" on {services.url}" if len(settings.servers()) > 1 else ""
         events.append(
             event(
@@ -150,7 +146,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
                 server=services.name,
             )
         )
-    return {"tasks": updates, "events": events}
+    return {"tasks": updates, "jobs": new_jobs, "events": events}
 
 
 def server_load(tasks: Mapping[str, TaskRecord]) -> Counter[str]:
@@ -162,40 +158,9 @@ def server_load(tasks: Mapping[str, TaskRecord]) -> Counter[str]:
     )
 
 
-def worker_prompt(plan: Plan, task: Task, *, finished: Collection[str] = ()) -> str:
-    """A task's first worker prompt; it lists the other tasks not ``finished``, with their files."""
-    others = [
-        f"`{other.id}`: {other.title}"
-        + (f" (files: {', '.join(other.files)})" if other.files else "")
-        for other in plan.tasks
-        if other.id != task.id and other.id not in finished
-    ]
-    return render(
-        "worker",
-        objective=plan.objective,
-        task_id=task.id,
-        title=task.title,
-        instructions=task.instructions,
-        files=bullet_list(task.files),
-        checks=bullet_list([f"`{c}`" for c in task.checks]),
-        other_tasks=bullet_list(others),
-    )
-
-
-def _unsent(state: OrchestratorState) -> list[tuple[str | None, PromptJob]]:
-    jobs: list[tuple[str | None, PromptJob]] = []
-    planner = state.get("planner_job")
-    if planner is not None and not planner["sent"]:
-        jobs.append((None, planner))
-    for task_id, record in (state.get("tasks") or {}).items():
-        job = record.get("job")
-        if job is not None and not job["sent"]:
-            jobs.append((task_id, job))
-    return jobs
-
-
 async def _send_one(
     state: OrchestratorState,
+    owner: str,
     job: PromptJob,
     settings: RunSettings,
     url: str,
@@ -220,7 +185,7 @@ async def _send_one(
             {
                 "session_id": job["session_id"],
                 "directory": job["directory"],
-                "text": await prompt_text(state, job, settings.diff_chars),
+                "text": await prompt_text(state, owner, job, diff_chars=settings.diff_chars),
                 "agent": job["agent"],
                 "model": job["model"] or None,
                 "message_id": job["message_id"],
@@ -239,15 +204,17 @@ async def send(
     state: OrchestratorState, runtime: Runtime[RunSettings], config: RunnableConfig
 ) -> dict[str, Any]:
     """Send every recorded prompt that the server has not received yet."""
-    jobs = _unsent(state)
+    jobs = unsent(state)
     if not jobs:
         return {}
     settings = settings_of(runtime)
     tasks: dict[str, TaskRecord] = {}
+    sent_jobs: dict[str, PromptJob | None] = {}
     update: dict[str, Any] = {}
     left: dict[str, list[dict[str, Any]]] = {}
     """Per task, the sessions it left on servers that went away, still out of reach."""
-    for task_id, job in jobs:
+    for owner, job in jobs.items():
+        task_id = task_of(owner)
         url = server_of(job, settings)
         record = (state.get("tasks") or {}).get(task_id or "") or {}
         if record.get("left_behind"):
@@ -256,7 +223,7 @@ async def send(
             for attempt in itertools.count():
                 try:
                     refused = await _send_one(
-                        state, job, settings, url, config, worktree=task_id is not None
+                        state, owner, job, settings, url, config, worktree=task_id is not None
                     )
                     break
                 except UNREACHABLE:
@@ -266,11 +233,7 @@ async def send(
         except UNREACHABLE:
             # Its session is out of reach (if the prompt arrived, it died with
             # the server): the next node moves the work to another server.
-            lost = PromptJob(**{**job, "outcome": server_lost_outcome(job, url)})
-            if task_id is None:
-                update["planner_job"] = lost
-            else:
-                tasks[task_id] = TaskRecord(id=task_id, job=lost)
+            sent_jobs[owner] = PromptJob(**{**job, "outcome": server_lost_outcome(job, url)})
             update.setdefault("events", []).append(
                 event(
                     "server_lost",
@@ -288,15 +251,13 @@ async def send(
                 note = event("failed", f"planner: {reason}", runtime)
             else:
                 tasks[task_id], note = failure(task_id, reason, runtime)
+            sent_jobs[owner] = None
             update.setdefault("events", []).append(note)
             continue
-        sent = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
-        if task_id is None:
-            update["planner_job"] = sent
-        else:
-            tasks[task_id] = TaskRecord(id=task_id, job=sent)
+        sent_jobs[owner] = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
     for task_id, remaining in left.items():
         tasks.setdefault(task_id, TaskRecord(id=task_id))["left_behind"] = remaining
     if tasks:
         update["tasks"] = tasks
+    update["jobs"] = sent_jobs
     return update

@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState
+from langgraph_opencode.core.supervisor import close_supervisor
 from langgraph_opencode.errors import GitError
 from langgraph_opencode.nodes._common import (
     check_record,
@@ -79,6 +80,8 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     run = None
     integration_checks: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    if state.get("run_id"):
+        await close_supervisor(state["run_id"])  # nothing is out any more
     if state.get("run_id") and state.get("repo"):
         run = await git_run(state)
         merged_ids = {t.id for t in tasks if t.status == "merged"}

@@ -24,6 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from langgraph_opencode.core.jobs import PLANNER, task_job
 from langgraph_opencode.core.services import UNREACHABLE, server_lost, services_for
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
@@ -110,11 +111,12 @@ async def ask_human(
         key = task_id or ""
         asked[key] = min(asked.get(key, now), float(request.get("asked_at") or now))
         events.append(event("permission", note, runtime))
+    jobs: dict[str, PromptJob] = {}
     for key, since in asked.items():
-        _paused(state, key or None, now - since, now, tasks, update)
+        _paused(state, key or None, now - since, now, jobs)
     if tasks:
         update["tasks"] = tasks
-    return {**update, "waiting": [], "events": events}
+    return {**update, "jobs": jobs, "waiting": [], "events": events}
 
 
 def _standing(request: dict[str, Any], reply: str, message: str | None) -> dict[str, Any]:
@@ -131,21 +133,15 @@ def _paused(
     task_id: str | None,
     waited: float,
     now: float,
-    tasks: dict[str, TaskRecord],
-    update: dict[str, Any],
+    jobs: dict[str, PromptJob],
 ) -> None:
     """Leave the ``waited`` seconds its requests waited for a person off a turn's clocks."""
-    if task_id:
-        job = (tasks.get(task_id) or {}).get("job") or (
-            (state.get("tasks") or {}).get(task_id) or {}
-        ).get("job")
-    else:
-        job = state.get("planner_job")
-    if job is None or job["outcome"] is not None:
+    found = task_job(state.get("jobs") or {}, task_id) if task_id else None
+    if task_id is None:
+        planner = (state.get("jobs") or {}).get(PLANNER)
+        found = (PLANNER, planner) if planner is not None else None
+    if found is None or found[1]["outcome"] is not None:
         return
+    owner, job = found
     paused = float(job.get("paused_s") or 0.0) + max(0.0, waited)
-    job = PromptJob(**{**job, "paused_s": round(paused, 3), "active_at": now})
-    if task_id:
-        tasks.setdefault(task_id, TaskRecord(id=task_id))["job"] = job
-    else:
-        update["planner_job"] = job
+    jobs[owner] = PromptJob(**{**job, "paused_s": round(paused, 3), "active_at": now})

@@ -13,22 +13,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.jobs import no_jobs, part, task_owner, worker_job
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.core.state import OrchestratorState, TaskRecord
+from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
 from langgraph_opencode.errors import GitError, MergeConflict
-from langgraph_opencode.nodes._common import (
-    event,
-    failure,
-    git_run,
-    new_job,
-    plan_of,
-    server_of,
-    settings_of,
-)
+from langgraph_opencode.nodes._common import event, failure, git_run, plan_of, settings_of
 from langgraph_opencode.plan import Task
-from langgraph_opencode.prompts import bullet_list, render
 from langgraph_opencode.tools.git import GitRun, RefreshResult
-from langgraph_opencode.tools.opencode.config import WORKER_AGENT
 
 __all__ = ["conflict_rework", "merge"]
 
@@ -40,13 +31,14 @@ async def _send_back(
     run: GitRun,
     settings: RunSettings,
     runtime: Runtime[RunSettings],
-) -> tuple[TaskRecord, dict[str, Any]]:
-    """A rework round that resolves the conflict, or the task's failure."""
+) -> tuple[TaskRecord, PromptJob | None, dict[str, Any]]:
+    """A rework round that resolves the conflict (with its prompt), or the task's failure."""
     paths = list(conflict.paths)
     rounds = int(record.get("round") or 0)
     if rounds >= settings.max_rework_rounds:
         reason = f"merge conflict in {', '.join(paths)} after {rounds} rework round(s)"
-        return failure(task.id, reason, runtime)
+        failed, note = failure(task.id, reason, runtime)
+        return failed, None, note
     refresh = await run.refresh(task.id)
     return conflict_rework(
         task,
@@ -70,7 +62,7 @@ def conflict_rework(
     *,
     paths: list[str],
     why: str,
-) -> tuple[TaskRecord, dict[str, Any]]:
+) -> tuple[TaskRecord, PromptJob, dict[str, Any]]:
     """The rework round in which the worker resolves what ``refresh`` left in its worktree.
 
     Args:
@@ -84,31 +76,15 @@ def conflict_rework(
         why: The event's message, after the task id.
     """
     conflicts = list(refresh.conflicts) or paths
-    text = render(
-        "conflict",
-        task_id=task.id,
-        title=task.title,
-        integration_branch=run.integration_branch,
-        paths=bullet_list(conflicts),
-        checks=bullet_list([f"`{c}`" for c in task.checks]),
-    )
     rework = TaskRecord(
         id=task.id,
         status="working",
         round=int(record.get("round") or 0) + 1,
         refreshing=not refresh.clean,
         feedback=f"merge conflict in {', '.join(paths or conflicts)}",
-        job=new_job(
-            "worker",
-            session_id=record["worker_session"],
-            directory=record["worktree"],
-            agent=WORKER_AGENT,
-            model=settings.worker_model,
-            text=text,
-            server=server_of(record, settings),
-        ),
     )
-    return rework, event("conflict", f"{task.id}: {why}", runtime, task=task.id)
+    job = worker_job(record, settings, [part("conflict", paths=conflicts)])
+    return rework, job, event("conflict", f"{task.id}: {why}", runtime, task=task.id)
 
 
 async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
@@ -121,6 +97,7 @@ async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
     settings = settings_of(runtime)
     run = await git_run(state)
     updates: dict[str, TaskRecord] = {}
+    jobs: dict[str, PromptJob | None] = {}
     events: list[dict[str, Any]] = []
     for task in approved:
         record = tasks[task.id]
@@ -133,9 +110,11 @@ async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
             try:
                 result = await run.merge(task.id, message=f"Merge task {task.id}: {task.title}")
             except MergeConflict as conflict:
-                updates[task.id], note = await _send_back(
+                updates[task.id], job, note = await _send_back(
                     task, record, conflict, run, settings, runtime
                 )
+                if job is not None:
+                    jobs[task_owner(task.id)] = job
                 events.append(note)
                 continue
         except GitError as exc:
@@ -152,4 +131,5 @@ async def merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
                 "merged", f"{task.id} merged into {run.integration_branch}", runtime, task=task.id
             )
         )
-    return {"tasks": updates, "events": events}
+    failed = [t for t, r in updates.items() if r.get("status") == "failed"]
+    return {"tasks": updates, "jobs": {**no_jobs(*failed), **jobs}, "events": events}

@@ -8,7 +8,6 @@ A ready plan from the caller skips the model.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.jobs import PLANNER, new_job, part
 from langgraph_opencode.core.services import pick_server
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState
@@ -23,13 +23,11 @@ from langgraph_opencode.errors import ConfigurationError, PlanError
 from langgraph_opencode.nodes._common import (
     event,
     git_run,
-    new_job,
     server_of,
     settings_of,
     with_plan,
 )
 from langgraph_opencode.plan import parse_plan, plan_schema
-from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
@@ -38,8 +36,6 @@ __all__ = ["MAX_OBJECTIVE_CHARS", "check_objective", "plan", "refuse", "start"]
 
 MAX_OBJECTIVE_CHARS = 100_000
 """Objectives longer than this are refused: they would not fit a prompt."""
-
-_LISTED_FILES = 300
 
 
 def check_objective(objective: object) -> str:
@@ -134,26 +130,15 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
     return update
 
 
-async def _planner_checkout(state: OrchestratorState) -> tuple[Path, Repo, str]:
-    """The planner's clean checkout of the commit the run starts from, the repository, and it.
+async def _planner_checkout(state: OrchestratorState) -> Path:
+    """The planner's clean checkout of the commit the run starts from.
 
     The planner reads what the tasks will start from, never the user's working
     tree and index with their uncommitted and untracked files.
     """
     run = await git_run(state)
     start = state.get("base_commit") or await run.ensure_integration_branch()
-    return await run.planner_checkout(start), run.repo, start
-
-
-async def _repo_summary(repo: Repo, commit: str) -> str:
-    files = (await repo.git("ls-tree", "-r", "--name-only", commit)).stdout.splitlines()
-    listed = files[:_LISTED_FILES]
-    more = f"\n… and {len(files) - len(listed)} more files" if len(files) > len(listed) else ""
-    return (
-        ("Files tracked at HEAD:\n" + bullet_list(listed) + more)
-        if files
-        else "(an empty repository)"
-    )
+    return await run.planner_checkout(start)
 
 
 async def _first_prompt(
@@ -164,28 +149,25 @@ async def _first_prompt(
     attempts: int,
 ) -> dict[str, Any]:
     """A new planner session on the least loaded server, and its first prompt."""
-    checkout, repo, start = await _planner_checkout(state)
+    checkout = await _planner_checkout(state)
     services = await pick_server(settings, {})
     session_id = await services.tools.create_session.ainvoke(
         {"directory": str(checkout), "title": f"plan: {state['objective'][:60]}"}
     )
-    text = render(
-        "planner",
-        objective=state["objective"],
-        repo_summary=await _repo_summary(repo, start),
-    )
     return {
         "planner_session": session_id,
-        "planner_job": new_job(
-            "planner",
-            session_id=session_id,
-            directory=str(checkout),
-            agent=PLANNER_AGENT,
-            model=settings.planner_model,
-            text=text,
-            schema=plan_schema(),
-            server=services.name,
-        ),
+        "jobs": {
+            PLANNER: new_job(
+                "planner",
+                session_id=session_id,
+                directory=str(checkout),
+                agent=PLANNER_AGENT,
+                model=settings.planner_model,
+                prompt=[part("planner")],
+                schema=plan_schema(),
+                server=services.name,
+            )
+        },
         "plan_attempts": attempts,
         "events": [event("plan", "asking the planner for a plan", runtime)],
     }
@@ -194,7 +176,7 @@ async def _first_prompt(
 async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Accept the planner's answer, or record the next planner prompt."""
     settings = settings_of(runtime)
-    job = state.get("planner_job")
+    job = (state.get("jobs") or {}).get(PLANNER)
     feedback = state.get("plan_feedback") or ""
     attempts = state.get("plan_attempts") or 0
     if state.get("plan"):
@@ -240,22 +222,19 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
         }
     if job["directory"] != state["repo"]:  # (older runs planned in the repository itself)
         await _planner_checkout(state)  # the session's checkout: still there, or made again
-    text = render(
-        "planner_retry",
-        problems=bullet_list(problems),
-        previous_plan=code_block(json.dumps(previous, indent=2), "json"),
-    )
     return {
-        "planner_job": new_job(
-            "planner",
-            session_id=job["session_id"],
-            directory=job["directory"],
-            agent=PLANNER_AGENT,
-            model=settings.planner_model,
-            text=text,
-            schema=plan_schema(),
-            server=server_of(job, settings),
-        ),
+        "jobs": {
+            PLANNER: new_job(
+                "planner",
+                session_id=job["session_id"],
+                directory=job["directory"],
+                agent=PLANNER_AGENT,
+                model=settings.planner_model,
+                prompt=[part("planner_retry", problems=problems, previous=previous)],
+                schema=plan_schema(),
+                server=server_of(job, settings),
+            )
+        },
         "plan_attempts": 1 if feedback else attempts + 1,
         "plan_feedback": "",
         "plan_problems": problems,

@@ -29,14 +29,21 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
+from langgraph_opencode.core.jobs import (
+    ended_jobs,
+    new_job,
+    no_jobs,
+    part,
+    resend,
+    review_owner,
+    task_of,
+    task_owner,
+    worker_job,
+)
+from langgraph_opencode.core.outcomes import RESTARTABLE_ABORTS, abort_of
 from langgraph_opencode.core.services import pick_server
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.core.state import (
-    TERMINAL_STATUSES,
-    OrchestratorState,
-    PromptJob,
-    TaskRecord,
-)
+from langgraph_opencode.core.state import OrchestratorState, PromptJob, PromptPart, TaskRecord
 from langgraph_opencode.errors import (
     EventStreamError,
     LangGraphOpenCodeError,
@@ -45,25 +52,21 @@ from langgraph_opencode.errors import (
     RefreshAborted,
 )
 from langgraph_opencode.nodes._common import (
-    DIFF_SLOT,
     check_record,
     event,
     failure,
     git_run,
-    new_job,
     plan_of,
-    resend,
     run_checks,
     server_of,
     settings_of,
 )
 from langgraph_opencode.nodes._worktree import reattach, restart_refresh
-from langgraph_opencode.nodes.dispatcher import server_load, worker_prompt
+from langgraph_opencode.nodes.dispatcher import server_load
 from langgraph_opencode.plan import Plan, Task
-from langgraph_opencode.prompts import bullet_list, code_block, render
 from langgraph_opencode.review import Verdict, verdict_schema
 from langgraph_opencode.tools.git import GitRun, RefreshResult
-from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT, WORKER_AGENT
+from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT
 
 __all__ = ["review"]
 
@@ -77,17 +80,8 @@ def _failed(task_id: str, reason: str) -> TaskRecord:
     return failure(task_id, reason, None)[0]  # its event is noted by the caller
 
 
-def _check_report(checks: list[dict[str, Any]], *, failing_only: bool) -> str:
-    shown = [c for c in checks if not (failing_only and c["passed"])]
-    if not shown:
-        return "(all checks passed)" if checks else "(no acceptance checks)"
-    parts = []
-    for check in shown:
-        status = "timed out" if check["timed_out"] else f"exit {check['exit_code']}"
-        parts.append(
-            f"`{check['command']}` ({status})\n\n" + code_block(check["output"] or "(no output)")
-        )
-    return "\n\n".join(parts)
+_EARLIER = frozenset({"rework", "rework_checks", "conflict", "earlier"})
+"""Prompt parts that ask more than the task itself: a moved task's new session gets them."""
 
 
 class _Reviewer:
@@ -104,21 +98,18 @@ class _Reviewer:
         self.run = run
         self.plan: Plan = plan_of(state)
         self.events: list[dict[str, Any]] = []
+        self.jobs: dict[str, PromptJob | None] = {}
+        self.ended: dict[str, PromptJob] = {}
+        """The ended prompt of each task processed, by task id."""
+        """The prompts the processed tasks have out next, by owner."""
         self.load = server_load(state.get("tasks") or {})
 
     def note(self, kind: str, message: str, task_id: str) -> None:
         self.events.append(event(kind, f"{task_id}: {message}", self.runtime, task=task_id))
 
-    def worker_job(self, record: TaskRecord, text: str) -> Any:
-        return new_job(
-            "worker",
-            session_id=record["worker_session"],
-            directory=record["worktree"],
-            agent=WORKER_AGENT,
-            model=self.settings.worker_model,
-            text=text,
-            server=server_of(record, self.settings),
-        )
+    def to_worker(self, task_id: str, record: TaskRecord, prompt: list[PromptPart]) -> None:
+        """Record the next prompt to the task's worker session."""
+        self.jobs[task_owner(task_id)] = worker_job(record, self.settings, prompt)
 
     async def new_session(self, record: TaskRecord, title: str) -> tuple[str, str]:
         """A new session in the task's worktree on the least loaded server: (id, server)."""
@@ -146,22 +137,25 @@ class _Reviewer:
         self.load[old] -= 1
         session_id, url = await self.new_session(record, f"task {task.id}: {task.title}")
         self.load[url] += 1
-        records = (self.state.get("tasks") or {}).items()
-        finished = {t for t, r in records if r.get("status") in TERMINAL_STATUSES}
-        parts = [worker_prompt(self.plan, task, finished=finished)]
-        job = record["job"]
-        if int(record.get("round") or 0) > 0 and job is not None:
-            parts.append("The last request about this task was:\n\n" + job["text"])
-        parts.append(render("resume", task_id=task.id, title=task.title, reason=why))
+        job = self.ended[task.id]
+        parts = [part("worker")]
+        if int(record.get("round") or 0) > 0:
+            parts += [
+                p
+                if p["template"] == "earlier"
+                else part("earlier", template=p["template"], args=p["args"])
+                for p in job["prompt"]
+                if p["template"] in _EARLIER
+            ]
+        parts.append(part("resume", reason=why))
         self.note("moved", f"{why}; carrying on in a new session on {url}", task.id)
         # Should the old server come back, its turn is aborted before it can
         # work beside the new one (see ``nodes._sessions``).
-        left = [*(record.get("left_behind") or [])]
-        if job is not None:
-            left.append(
-                {"server": old, "session_id": job["session_id"], "directory": record["worktree"]}
-            )
-        return TaskRecord(
+        left = [
+            *(record.get("left_behind") or []),
+            {"server": old, "session_id": job["session_id"], "directory": record["worktree"]},
+        ]
+        moved = TaskRecord(
             id=task.id,
             status="working",
             moves=moves + 1,
@@ -169,45 +163,34 @@ class _Reviewer:
             worker_session=session_id,
             server=url,
             sessions=[*record.get("sessions", []), session_id],
-            job=new_job(
-                "worker",
-                session_id=session_id,
-                directory=record["worktree"],
-                agent=WORKER_AGENT,
-                model=self.settings.worker_model,
-                text="\n\n---\n\n".join(parts),
-                server=url,
-            ),
         )
+        self.to_worker(task.id, {**record, **moved}, parts)
+        return moved
 
-    async def open_review(self, task: Task, record: TaskRecord, text: str) -> TaskRecord:
-        """A new reviewer session for ``task`` with its prompt (the diff filled in at send)."""
+    async def open_review(self, task: Task, record: TaskRecord) -> TaskRecord:
+        """A new reviewer session for ``task`` with its prompt (rendered when it is sent)."""
         session_id, url = await self.new_session(
             record, f"review {task.id} round {record.get('round', 0)}"
+        )
+        self.jobs[review_owner(task.id)] = new_job(
+            "reviewer",
+            session_id=session_id,
+            directory=record["worktree"],
+            agent=REVIEWER_AGENT,
+            model=self.settings.reviewer_model,
+            prompt=[part("reviewer")],
+            schema=verdict_schema(),
+            server=url,
         )
         return TaskRecord(
             id=task.id,
             status="reviewing",
             reviewer_session=session_id,
             sessions=[*record.get("sessions", []), session_id],
-            job=PromptJob(
-                **new_job(
-                    "reviewer",
-                    session_id=session_id,
-                    directory=record["worktree"],
-                    agent=REVIEWER_AGENT,
-                    model=self.settings.reviewer_model,
-                    text=text,
-                    schema=verdict_schema(),
-                    server=url,
-                ),
-                diff_of=task.id,
-            ),
         )
 
     async def process(self, task_id: str, record: TaskRecord) -> TaskRecord:
-        job = record["job"]
-        assert job is not None
+        job = self.ended[task_id]
         assert job["outcome"] is not None
         if job["role"] == "worker":
             # Before any git command of ours: a hook or filter the agent set up must not run.
@@ -232,28 +215,24 @@ class _Reviewer:
     async def after_work(
         self, task: Task, record: TaskRecord, outcome: dict[str, Any]
     ) -> TaskRecord:
-        reason = outcome.get("abort_reason") or ""
+        abort = abort_of(outcome)
         if outcome.get("server_lost"):
             return await self.move(task, record, str(outcome.get("error_message")))
-        if "budget" in reason:
-            self.note("failed", reason, task.id)
-            return _failed(task.id, reason)
+        if abort is not None and abort.kind not in RESTARTABLE_ABORTS:
+            self.note("failed", abort.reason, task.id)
+            return _failed(task.id, abort.reason)
         if outcome["kind"] != "ok":
-            why = reason or f"{outcome['kind']}: {outcome.get('error_message') or 'no details'}"
-            restartable = (
-                reason.startswith(("stalled", "the turn ran past"))
-                or outcome["kind"] in _RESTARTABLE
+            why = (
+                abort.reason
+                if abort is not None
+                else f"{outcome['kind']}: {outcome.get('error_message') or 'no details'}"
             )
+            restartable = abort is not None or outcome["kind"] in _RESTARTABLE
             retries = int(record.get("stall_retries") or 0)
             if restartable and retries < self.settings.max_stall_retries:
                 self.note("resumed", f"prompting again after: {why}", task.id)
-                text = render("resume", task_id=task.id, title=task.title, reason=why)
-                return TaskRecord(
-                    id=task.id,
-                    status="working",
-                    stall_retries=retries + 1,
-                    job=self.worker_job(record, text),
-                )
+                self.to_worker(task.id, record, [part("resume", reason=why)])
+                return TaskRecord(id=task.id, status="working", stall_retries=retries + 1)
             self.note("failed", why, task.id)
             return _failed(task.id, f"the worker's run failed: {why}")
         checking = check_record(self.run, task.id)
@@ -272,10 +251,12 @@ class _Reviewer:
                     task, record, f"Conflict markers are still in {paths}: resolve them.", []
                 )
             except RefreshAborted:
-                restarted, notes = await restart_refresh(
+                restarted, notes, job = await restart_refresh(
                     self.run, task, record, self.settings, self.runtime
                 )
                 self.events += notes
+                if job is not None:
+                    self.jobs[task_owner(task.id)] = job
                 if not isinstance(restarted, RefreshResult):
                     return restarted
                 refreshed = restarted
@@ -300,20 +281,9 @@ class _Reviewer:
         update = TaskRecord(id=task.id, commits=commits, checks=checks, refreshing=False)
         if not self.settings.review:
             if passed == len(checks):
-                return TaskRecord(**update, status="approved", job=None)
+                return TaskRecord(**update, status="approved")
             return self.rework(task, {**record, **update}, None, [])
-        # The diff is not kept in the state: ``send`` fills it in from git.
-        text = render(
-            "reviewer",
-            objective=self.plan.objective,
-            task_id=task.id,
-            title=task.title,
-            instructions=task.instructions,
-            files=bullet_list(task.files),
-            check_results=_check_report(checks, failing_only=False),
-            diff=DIFF_SLOT,
-        )
-        opened = await self.open_review(task, {**record, **update}, text)
+        opened = await self.open_review(task, {**record, **update})
         return TaskRecord(**{**update, **opened}, review_retries=0)
 
     async def after_review(
@@ -321,11 +291,10 @@ class _Reviewer:
     ) -> TaskRecord:
         checks = record.get("checks") or []
         verdict: Verdict | None = None
-        job = record["job"]
-        assert job is not None
+        job = self.ended[task.id]
         if outcome.get("server_lost"):
             self.note("moved", f"{outcome.get('error_message')}; asking a new reviewer", task.id)
-            return await self.open_review(task, record, job["text"])
+            return await self.open_review(task, record)
         if outcome["kind"] == "ok":
             try:
                 verdict = Verdict.model_validate(outcome.get("structured"))
@@ -333,22 +302,23 @@ class _Reviewer:
                 verdict = None
         if verdict is None:
             retries = int(record.get("review_retries") or 0)
+            abort = abort_of(outcome)
             why = (
-                outcome.get("abort_reason") or f"{outcome['kind']}: {outcome.get('error_message')}"
+                abort.reason
+                if abort is not None
+                else f"{outcome['kind']}: {outcome.get('error_message')}"
             )
-            if retries < _MAX_REVIEW_RETRIES and "budget" not in why:
+            over_budget = abort is not None and abort.kind not in RESTARTABLE_ABORTS
+            if retries < _MAX_REVIEW_RETRIES and not over_budget:
                 self.note("review", f"asking the reviewer again after: {why}", task.id)
-                return TaskRecord(
-                    id=task.id,
-                    review_retries=retries + 1,
-                    job=resend(job),
-                )
+                self.jobs[review_owner(task.id)] = resend(job)
+                return TaskRecord(id=task.id, review_retries=retries + 1)
             self.note("failed", f"no verdict from the reviewer: {why}", task.id)
             return _failed(task.id, f"the reviewer gave no verdict: {why}")
         checks_pass = all(c["passed"] for c in checks)
         if verdict.approved and checks_pass:
             self.note("approved", verdict.feedback or "approved", task.id)
-            return TaskRecord(id=task.id, status="approved", verdict=verdict.model_dump(), job=None)
+            return TaskRecord(id=task.id, status="approved", verdict=verdict.model_dump())
         judged: TaskRecord = {**record, "verdict": verdict.model_dump()}
         if verdict.approved:
             # Only the checks hold it back: an approval's summary is no feedback.
@@ -383,25 +353,13 @@ class _Reviewer:
             return TaskRecord(
                 **_failed(task.id, reason), verdict=record.get("verdict"), checks=checks
             )
-        check_output = _check_report(checks, failing_only=True)
-        if checks_only:
-            text = render(
-                "rework_checks",
-                task_id=task.id,
-                title=task.title,
-                failing=bullet_list(f"`{command}`" for command in failing),
-                check_output=check_output,
-            )
-        else:
-            text = render(
-                "rework",
-                task_id=task.id,
-                title=task.title,
-                feedback=feedback or "(none)",
-                findings=bullet_list(findings),
-                check_output=check_output,
-            )
+        prompt = (
+            part("rework_checks")
+            if checks_only
+            else part("rework", feedback=feedback, findings=list(findings))
+        )
         self.note("rework", f"round {rounds + 1}: {feedback}", task.id)
+        self.to_worker(task.id, record, [prompt])
         return TaskRecord(
             id=task.id,
             status="working",
@@ -409,20 +367,18 @@ class _Reviewer:
             feedback=feedback,
             verdict=record.get("verdict"),
             checks=checks,
-            job=self.worker_job(record, text),
         )
 
 
 async def review(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Process every task whose outstanding prompt has ended."""
-    finished = {
-        task_id: record
-        for task_id, record in (state.get("tasks") or {}).items()
-        if record.get("job") is not None and record["job"]["outcome"] is not None  # type: ignore[index]
-    }
-    if not finished:
+    ended = {**ended_jobs(state, "task"), **ended_jobs(state, "review")}
+    if not ended:
         return {}
+    tasks = state.get("tasks") or {}
     reviewer = _Reviewer(state, settings_of(runtime), runtime, await git_run(state))
+    reviewer.ended = {str(task_of(owner)): job for owner, job in ended.items()}
+    finished = {task_id: tasks[task_id] for task_id in reviewer.ended}
 
     async def process(task_id: str, record: TaskRecord) -> TaskRecord:
         try:
@@ -435,4 +391,10 @@ async def review(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dic
             return _failed(task_id, reason)
 
     results = await asyncio.gather(*(process(t, r) for t, r in finished.items()))
-    return {"tasks": {record["id"]: record for record in results}, "events": reviewer.events}
+    # Every ended prompt is handled: dropped, or followed by the next one.
+    jobs: dict[str, PromptJob | None] = {**no_jobs(*finished), **reviewer.jobs}
+    return {
+        "tasks": {record["id"]: record for record in results},
+        "jobs": jobs,
+        "events": reviewer.events,
+    }
