@@ -7,6 +7,12 @@ start -> plan -> approve_plan -> dispatch -> send -> monitor -> review -> merge 
           +------- (plan rejected) -------------+                      ... -> finalize
 ```
 
+Each edge after ``review`` goes to the next step with something to do
+(``merge`` only with approved work, ``dispatch`` only with tasks pending,
+``send`` only with prompts recorded): a step that would change nothing is
+not taken, so it saves no checkpoint. The sessions are followed meanwhile by
+the run's supervisor (``core.supervisor``), not by these steps.
+
 ``start`` goes to ``refuse`` instead of ``plan`` when new input arrives on a
 thread that holds a run already (it raises, saying so).
 
@@ -22,6 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
+from langgraph_opencode.core.jobs import outstanding, unsent
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import (
     TERMINAL_STATUSES,
@@ -62,7 +69,29 @@ def _after_approval(state: OrchestratorState) -> Literal["dispatch", "plan", "ap
     return "dispatch"
 
 
+# Each edge goes to the next step that has something to do: a step that would
+# change nothing is not taken (each step taken is a checkpoint saved).
+
+_Onward = Literal["dispatch", "send", "monitor", "finalize"]
+
+
+def _onward(state: OrchestratorState) -> _Onward:
+    """Where the loop goes once the ended prompts are handled and the approved work merged."""
+    tasks = state.get("tasks") or {}
+    if tasks and all(record.get("status") in TERMINAL_STATUSES for record in tasks.values()):
+        return "finalize"
+    if any(record.get("status", "pending") == "pending" for record in tasks.values()):
+        return "dispatch"  # maybe a slot is free, or a task is blocked now
+    if unsent(state):
+        return "send"
+    if outstanding(state):
+        return "monitor"
+    return "dispatch"  # nothing out and nothing to send: the dispatcher sorts out the rest
+
+
 def _after_monitor(state: OrchestratorState) -> Literal["ask_human", "plan", "review"]:
+    # The monitor returns once the supervisor holds something: an ended prompt
+    # to review, or requests for a person.
     if state.get("waiting"):
         return "ask_human"
     if not state.get("plan"):
@@ -70,19 +99,27 @@ def _after_monitor(state: OrchestratorState) -> Literal["ask_human", "plan", "re
     return "review"
 
 
-def _after_merge(state: OrchestratorState) -> Literal["dispatch", "finalize"]:
+def _after_review(
+    state: OrchestratorState,
+) -> Literal["merge", "dispatch", "send", "monitor", "finalize"]:
     tasks = state.get("tasks") or {}
-    if tasks and all(record.get("status") in TERMINAL_STATUSES for record in tasks.values()):
-        return "finalize"
-    return "dispatch"
+    if any(record.get("status") == "approved" for record in tasks.values()):
+        return "merge"
+    return _onward(state)
 
 
-def _after_dispatch(state: OrchestratorState) -> Literal["send", "merge"]:
+def _after_merge(state: OrchestratorState) -> _Onward:
+    return _onward(state)
+
+
+def _after_dispatch(state: OrchestratorState) -> Literal["send", "monitor", "merge"]:
     tasks = state.get("tasks") or {}
     # Nothing running and nothing to start: every task is done, failed or blocked.
     if all(record.get("status") in TERMINAL_STATUSES for record in tasks.values()):
         return "merge"
-    return "send"
+    if unsent(state):
+        return "send"
+    return "monitor" if outstanding(state) else "merge"
 
 
 def build_graph() -> StateGraph[Any, Any, Any, Any]:
@@ -113,7 +150,7 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     graph.add_edge("send", "monitor")
     graph.add_conditional_edges("monitor", _after_monitor)
     graph.add_edge("ask_human", "monitor")
-    graph.add_edge("review", "merge")
+    graph.add_conditional_edges("review", _after_review)
     graph.add_conditional_edges("merge", _after_merge)
     graph.add_edge("finalize", END)
     return graph
