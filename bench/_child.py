@@ -43,6 +43,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_opencode import RunSettings, aorchestrate
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.core.services import services_for
+from langgraph_opencode.core.supervisor import Supervisor, Tracked
 from langgraph_opencode.nodes._prompts import worker_prompt
 from langgraph_opencode.plan import Plan, parse_plan
 from langgraph_opencode.tools.git import Repo
@@ -140,6 +141,12 @@ async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
         server_url=args["server_url"], max_parallel=args["parallel"], review=args["review"]
     )
     signals, acts = _Signals(), _ActTimes()
+    recorded: dict[tuple[str, str], float] = {}
+
+    def on_outcome(item: Tracked) -> None:
+        recorded.setdefault((item.job["session_id"], item.job["message_id"]), time.perf_counter())
+
+    Supervisor.on_outcome = on_outcome  # the moment the run knows how the turn ended
     db = checkpoint_path(repo)
     db.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
@@ -156,11 +163,16 @@ async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
         )
     wall = time.perf_counter() - began
     detection = []
+    for (sid, _message), known in recorded.items():
+        idle = signals.first_idle_before(sid, known)
+        if idle is not None:
+            detection.append(known - idle)
+    to_checkpoint = []
     slowest: list[tuple[float, list[str]]] = []
     for (sid, _message), acted in acts.acted.items():
         idle = signals.first_idle_before(sid, acted)
         if idle is not None:
-            detection.append(acted - idle)
+            to_checkpoint.append(acted - idle)
             # The nodes that saved their writes meanwhile: where the time went.
             between = [f"{n}@{(t - idle) * 1000:.0f}" for t, n in acts.steps if idle < t <= acted]
             slowest.append((acted - idle, between))
@@ -180,7 +192,8 @@ async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
         "status": report.status,
         "ok": merged,
         "detection_s": detection,
-        "slowest_detections": slowest[:3],
+        "checkpoint_s": to_checkpoint,
+        "slowest_checkpoints": slowest[:3],
         "turns_s": turns,
         "db_bytes": db.stat().st_size
         + sum(p.stat().st_size for p in db.parent.glob(db.name + "-*")),

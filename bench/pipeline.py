@@ -31,9 +31,12 @@ from langgraph_opencode.testing import (
     worker_writes,
 )
 
+ORCHESTRATION_TARGET_MS = 400.0
+CPU_TARGET_MS = 120.0
 
-async def main(n: int = 8) -> None:
-    """Run the pipeline over ``n`` tasks and print its table."""
+
+async def main(n: int = 8) -> list[str]:
+    """Run the pipeline over ``n`` tasks, print its table, and return the target verdicts."""
     ids = task_ids(n)
     plan = independent_plan(ids, checks=True)
     with ScriptedModelServer() as model, tempfile.TemporaryDirectory() as tmp:
@@ -81,3 +84,12 @@ async def main(n: int = 8) -> None:
             ]
         ],
     )
+    orchestration = (wall - turns) / n * 1000
+    cpu = result["cpu_s"] / n * 1000
+    return [
+        f"pipeline orchestration per task {orchestration:.0f} ms (target <= "
+        f"{ORCHESTRATION_TARGET_MS:.0f}): "
+        + ("holds" if orchestration <= ORCHESTRATION_TARGET_MS else "MISSED"),
+        f"pipeline orchestrator CPU per task {cpu:.0f} ms (target <= {CPU_TARGET_MS:.0f}): "
+        + ("holds" if cpu <= CPU_TARGET_MS else "MISSED"),
+    ]

@@ -10,6 +10,15 @@ from typing import Any
 
 import pytest
 
+from langgraph_opencode.core.outcomes import (
+    RESTARTABLE_ABORTS,
+    TurnFacts,
+    abort_of,
+    ended_over_budget,
+    run_over_budget,
+    watchdog,
+)
+from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.tools.opencode import Message, judge_turn
 from langgraph_opencode.tools.opencode.runs import turn_usage
 
@@ -198,3 +207,69 @@ def test_a_turns_usage_so_far_counts_its_own_answers_only() -> None:
     assert tokens.total == (100 + 1) + (50 + 1)
     assert cost == 1.25
     assert turn_usage(messages, "msg_unknown")[0].total == 0
+
+
+# -- the watchdog's decisions (core.outcomes): pure functions of facts and settings ------
+
+_LIMITS = RunSettings(stall_timeout=60, turn_timeout=600, task_token_budget=1000)
+
+
+@pytest.mark.parametrize(
+    ("facts", "kind"),
+    [
+        # now, started, last activity, tools running, tokens, a task's turn
+        ((100.0, 0.0, 90.0, False, 10, True), None),
+        ((100.0, 0.0, 30.0, False, 10, True), "stalled"),
+        ((100.0, 0.0, 30.0, True, 10, True), None),  # a long tool run is no stall
+        ((700.0, 0.0, 699.0, True, 10, True), "turn_timeout"),
+        ((100.0, 0.0, 99.0, False, 1001, True), "token_budget"),
+        ((100.0, 0.0, 99.0, False, 1001, False), None),  # the planner has no token budget
+        ((700.0, 0.0, 30.0, False, 5000, True), "token_budget"),  # the budget is said first
+    ],
+)
+def test_the_watchdog_aborts_for_the_first_limit_a_turn_passes(
+    facts: tuple[float, float, float, bool, int, bool], kind: str | None
+) -> None:
+    now, started, active, tools, tokens, is_task = facts
+    decided = watchdog(
+        TurnFacts(
+            now=now,
+            started=started,
+            last_activity=active,
+            tools_running=tools,
+            tokens=tokens,
+            is_task=is_task,
+        ),
+        _LIMITS,
+    )
+    assert (decided.kind if decided else None) == kind
+
+
+def test_a_spent_run_budget_aborts_and_only_a_spent_one() -> None:
+    settings = RunSettings(run_cost_budget=2.0)
+    assert run_over_budget(1.99, settings) is None
+    over = run_over_budget(2.5, settings)
+    assert over is not None
+    assert over.kind == "cost_budget"
+    assert "$2.50 > $2.00" in over.reason
+    assert run_over_budget(1e9, RunSettings()) is None  # no budget set
+
+
+def test_a_turn_that_ended_over_a_budget_gets_the_same_verdict_as_a_running_one() -> None:
+    settings = RunSettings(task_token_budget=100, run_cost_budget=1.0)
+    assert ended_over_budget(50, 0.5, settings, is_task=True) is None
+    token = ended_over_budget(150, 0.5, settings, is_task=True)
+    assert token is not None
+    assert token.kind == "token_budget"
+    cost = ended_over_budget(150, 1.5, settings, is_task=False)
+    assert cost is not None
+    assert cost.kind == "cost_budget"
+
+
+def test_the_graph_reads_an_abort_from_its_kind_never_from_its_words() -> None:
+    recorded = {"kind": "aborted", "abort_kind": "stalled", "abort_reason": "budget words"}
+    abort = abort_of(recorded)
+    assert abort is not None
+    assert abort.kind == "stalled"
+    assert abort.kind in RESTARTABLE_ABORTS
+    assert abort_of({"kind": "aborted", "abort_reason": "token budget exceeded"}) is None
