@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -308,6 +309,35 @@ def test_hang_until_released(model: ScriptedModelServer, client: httpx.Client) -
         assert not future.done()
         hang.release()
         assert streamed_text(sse_chunks(future.result(timeout=WAIT))) == "finally"
+
+
+def test_hang_until_a_path_exists(
+    model: ScriptedModelServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    marker = tmp_path / "started"
+    hang = Hang(then=Text("it started"), until=marker)
+    model.script(Step(hang))
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(post, client, chat_body())
+        assert hang.wait_until_hanging(WAIT)
+        time.sleep(0.3)  # several polls: nothing is there yet
+        assert not future.done()
+        assert not hang.released
+        marker.write_text("")
+        assert streamed_text(sse_chunks(future.result(timeout=WAIT))) == "it started"
+    assert hang.released
+
+
+def test_hang_until_a_condition_holds(model: ScriptedModelServer, client: httpx.Client) -> None:
+    happened = threading.Event()
+    hang = Hang(then=Text("it happened"), until=happened.is_set)
+    model.script(Step(hang))
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(post, client, chat_body())
+        assert hang.wait_until_hanging(WAIT)
+        assert not future.done()
+        happened.set()
+        assert streamed_text(sse_chunks(future.result(timeout=WAIT))) == "it happened"
 
 
 def test_stop_ends_a_hang_promptly() -> None:

@@ -170,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _hang(self, reply: Hang, request: ChatRequest | None) -> None:
         reply._entered.set()
         while not reply._released.wait(0.05):
+            if reply.poll():
+                break
             if self.server.stopping.is_set():
                 raise _Closed("server stopped while hanging")
         if reply.then is None:

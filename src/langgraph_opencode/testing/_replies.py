@@ -6,7 +6,7 @@ Reply ..................... base: optional delay before answering, token usage
 ├── ToolCalls ............. one or more tool calls (write, edit, bash, any tool)
 ├── StructuredOutput ...... a ``StructuredOutput`` tool call with an object
 ├── ErrorResponse ......... an HTTP error status (400, 429, 500, ...)
-├── Hang .................. no answer until released or the server stops
+├── Hang .................. no answer until released (or a path exists) or the server stops
 ├── DropConnection ........ the connection closes after N chunks
 └── MalformedChunk ........ an unparsable chunk after N good ones
 ```
@@ -15,8 +15,9 @@ Reply ..................... base: optional delay before answering, token usage
 from __future__ import annotations
 
 import json
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, TypeAlias
 
@@ -228,13 +229,23 @@ class ErrorResponse(Reply):
 
 @dataclass(frozen=True)
 class Hang(Reply):
-    """Send nothing until :meth:`release` is called or the server stops.
+    """Send nothing until :meth:`release` is called, ``until`` holds, or the server stops.
+
+    ``until`` makes a step wait for something outside the model, e.g. for a
+    check another task runs to have started (it writes a marker file)::
+
+        Step(Hang(then=ToolCalls(ToolCall.bash("echo b")), until=marker))
 
     Attributes:
         then: What to answer once released; ``None`` closes the connection.
+        until: Release the hang by itself (as :meth:`release` does) once this
+            path exists, or once this callable returns true; polled every
+            50 ms while a request hangs. ``None``: only :meth:`release` does.
     """
 
     then: Reply | None = None
+    _: KW_ONLY
+    until: os.PathLike[str] | Callable[[], bool] | None = None
     _released: threading.Event = field(
         default_factory=threading.Event, init=False, repr=False, compare=False
     )
@@ -246,9 +257,18 @@ class Hang(Reply):
         """Let hanging (and future) requests of this reply go on."""
         self._released.set()
 
+    def poll(self) -> bool:
+        """Release the hang if its ``until`` holds now; return whether it is released."""
+        until = self.until
+        if self._released.is_set() or until is None:
+            return self._released.is_set()
+        if os.path.exists(until) if isinstance(until, os.PathLike) else until():
+            self._released.set()
+        return self._released.is_set()
+
     @property
     def released(self) -> bool:
-        """Whether :meth:`release` was called."""
+        """Whether it was released (by :meth:`release`, or its ``until`` held)."""
         return self._released.is_set()
 
     def wait_until_hanging(self, timeout: float = 10.0) -> bool:
