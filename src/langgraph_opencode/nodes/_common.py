@@ -53,9 +53,16 @@ def plan_of(state: OrchestratorState) -> Plan:
     return Plan.model_validate(state["plan"])
 
 
+_repos: dict[str, Repo] = {}
+"""The repositories opened by this process, by the path the state records (checked once:
+``Repo.open`` runs three git commands, and every step needs the run's git side)."""
+
+
 async def git_run(state: OrchestratorState) -> GitRun:
     """The git side of the run (its branches and worktrees)."""
-    repo = await Repo.open(state["repo"])
+    repo = _repos.get(state["repo"])
+    if repo is None:
+        repo = _repos[state["repo"]] = await Repo.open(state["repo"])
     return repo.run(state["run_id"])
 
 
