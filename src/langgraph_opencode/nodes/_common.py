@@ -14,7 +14,7 @@ from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, TaskRecord
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.tools.checks import CheckRecord, CheckResult, run_check
-from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.git import GitOperations, Repo
 
 __all__ = [
     "check_record",
@@ -22,6 +22,7 @@ __all__ = [
     "event",
     "failure",
     "git_run",
+    "open_git_run",
     "plan_of",
     "run_checks",
     "server_of",
@@ -53,10 +54,19 @@ def plan_of(state: OrchestratorState) -> Plan:
     return Plan.model_validate(state["plan"])
 
 
-async def git_run(state: OrchestratorState) -> GitRun:
+async def git_run(state: OrchestratorState) -> GitOperations:
     """The git side of the run (its branches and worktrees)."""
-    repo = await Repo.open(state["repo"])
-    return repo.run(state["run_id"])
+    return await open_git_run(state["repo"], state["run_id"])
+
+
+async def open_git_run(repo: str, run_id: str) -> GitOperations:
+    """The git side of run ``run_id`` of the repository at ``repo``, checked.
+
+    Raises:
+        ConfigurationError: ``repo`` is not a git working tree with a commit,
+            or ``run_id`` is not a usable id.
+    """
+    return (await Repo.open(repo)).run(run_id)
 
 
 def server_of(item: Mapping[str, Any], settings: RunSettings) -> str:
@@ -89,7 +99,7 @@ def check_summary(result: CheckResult) -> dict[str, Any]:
     }
 
 
-def check_record(run: GitRun, scope: str) -> CheckRecord:
+def check_record(run: GitOperations, scope: str) -> CheckRecord:
     """The note of the checks of ``scope`` (a task id, or ``integration``) that run now."""
     return CheckRecord(run.run_dir / "checks" / f"{scope}.json")
 
