@@ -670,7 +670,7 @@ OBJECTIVE_FILE_CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "200KB": (
         lambda tmp: ["--objective-file", str(_write(tmp / "long.md", "x" * 200_000))],
-        "the objective is 200,000 characters long; the limit is 100,000",
+        "long.md is 200,000 characters long; the limit is 100,000",
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import hashlib
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import langgraph_opencode.tools.git as git_package
 from _orchestrator_child import alive
 from langgraph_opencode.api import aorchestrate
 from langgraph_opencode.core.settings import RunSettings
@@ -36,7 +38,7 @@ from langgraph_opencode.testing import (
     task_prompt,
 )
 from langgraph_opencode.tools.checks import CheckRecord, run_check
-from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.git import GitOperations, GitRun, Repo
 from langgraph_opencode.tools.git._command import git_timeout
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
@@ -214,6 +216,44 @@ async def test_integration_branch_starts_at_head_and_is_kept(git_repo: Path) -> 
     assert start == git(git_repo, "rev-parse", "HEAD").strip()
     git(git_repo, "commit", "--quiet", "--allow-empty", "-m", "user moves on")
     assert await run.ensure_integration_branch() == start
+
+
+async def test_a_git_run_is_the_git_operations_the_nodes_use(git_repo: Path) -> None:
+    ops: GitOperations = (await Repo.open(git_repo)).run("r1")  # mypy checks the protocol
+    head = git(git_repo, "rev-parse", "HEAD").strip()
+    assert ops.repo_root == Path(git(git_repo, "rev-parse", "--show-toplevel").strip())
+    assert await ops.integration_head() is None
+    assert await ops.ensure_integration_branch() == head
+    assert await ops.integration_head() == head
+    tracked = git(git_repo, "ls-tree", "-r", "--name-only", head).splitlines()
+    assert tracked
+    assert await ops.tracked_files(head) == tracked
+    (git_repo / "dirty.txt").write_text("not committed\n")
+    assert [e.path for e in (await ops.repo_status()).entries] == ["dirty.txt"]
+
+
+def test_the_git_layers_modules_import_each_other_without_a_cycle() -> None:
+    prefix = "langgraph_opencode.tools.git."
+    imports: dict[str, set[str]] = {}
+    for file in Path(git_package.__file__).parent.glob("*.py"):
+        tree = ast.parse(file.read_text())
+        imports[file.stem] = {
+            node.module.removeprefix(prefix)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix)
+        }
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for imported in imports.get(module, ()):
+                visit(imported, (*path, module))
+            done.add(module)
+
+    for module in imports:
+        visit(module, ())
+    assert {"_command", "run", "repo", "protocol"} <= done
 
 
 async def test_task_worktree_is_recreated_after_a_crash_without_losing_commits(

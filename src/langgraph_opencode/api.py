@@ -33,7 +33,7 @@ from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.supervisor import close_supervisor
 from langgraph_opencode.errors import ConfigurationError
 from langgraph_opencode.graph.builder import compile_graph
-from langgraph_opencode.nodes.planner import check_objective
+from langgraph_opencode.objective import check_objective
 from langgraph_opencode.plan import Plan, load_plan, parse_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.run_host import EmbeddedServer, embedded_server, hold_run, unrecorded

@@ -39,7 +39,7 @@ from langgraph_opencode.cli.store import RunInfo, list_runs, load_run
 from langgraph_opencode.core.services import client_for
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.errors import ConfigurationError, LangGraphOpenCodeError
-from langgraph_opencode.nodes.planner import check_objective
+from langgraph_opencode.objective import check_objective
 from langgraph_opencode.plan import load_plan
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.run_host import held_error
@@ -258,20 +258,17 @@ def _objective(args: argparse.Namespace) -> str:
             "give the objective either as OBJECTIVE or with --objective-file PATH, "
             + ("not both" if path is not None else "one of them")
         )
-    if path is not None:
-        name = "stdin" if path == "-" else path
-        try:
-            given = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-            raise ConfigurationError(
-                f"cannot read the objective from {name}: {reason or type(exc).__name__}"
-            ) from None
-        if not given.strip():
-            raise ConfigurationError(
-                f"the objective file {name} is empty: write what the run should achieve in it"
-            )
-    return check_objective(given)
+    if path is None:
+        return check_objective(given)
+    name = "stdin" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ConfigurationError(
+            f"cannot read the objective from {name}: {reason or type(exc).__name__}"
+        ) from None
+    return check_objective(text, source=f"the objective file {name}")
 
 
 async def run(args: argparse.Namespace, out: Output) -> int:

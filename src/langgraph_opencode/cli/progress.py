@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from langgraph_opencode.core.state import TERMINAL_STATUSES
 from langgraph_opencode.report import RunReport
 
 __all__ = ["Progress", "task_table"]
@@ -57,8 +58,6 @@ _STYLE = {
     "warning": "yellow",
     "finished": "bold",
 }
-
-_TERMINAL = frozenset({"merged", "failed", "blocked"})
 
 
 @dataclass
@@ -198,7 +197,7 @@ class Progress:
             row.round += 1
         if status is not None:
             row.status = status
-            if status in _TERMINAL:
+            if status in TERMINAL_STATUSES:
                 row.ended = at
 
     # -- drawing -------------------------------------------------------------------------

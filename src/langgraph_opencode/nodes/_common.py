@@ -14,7 +14,7 @@ from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, TaskRecord
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.tools.checks import CheckRecord, CheckResult, run_check
-from langgraph_opencode.tools.git import GitRun, Repo
+from langgraph_opencode.tools.git import GitOperations, Repo
 
 __all__ = [
     "check_record",
@@ -22,6 +22,7 @@ __all__ = [
     "event",
     "failure",
     "git_run",
+    "open_git_run",
     "plan_of",
     "run_checks",
     "server_of",
@@ -58,12 +59,22 @@ _repos: dict[str, Repo] = {}
 ``Repo.open`` runs three git commands, and every step needs the run's git side)."""
 
 
-async def git_run(state: OrchestratorState) -> GitRun:
+async def git_run(state: OrchestratorState) -> GitOperations:
     """The git side of the run (its branches and worktrees)."""
-    repo = _repos.get(state["repo"])
-    if repo is None:
-        repo = _repos[state["repo"]] = await Repo.open(state["repo"])
-    return repo.run(state["run_id"])
+    return await open_git_run(state["repo"], state["run_id"])
+
+
+async def open_git_run(repo: str, run_id: str) -> GitOperations:
+    """The git side of run ``run_id`` of the repository at ``repo``, checked.
+
+    Raises:
+        ConfigurationError: ``repo`` is not a git working tree with a commit,
+            or ``run_id`` is not a usable id.
+    """
+    opened = _repos.get(repo)
+    if opened is None:
+        opened = _repos[repo] = await Repo.open(repo)
+    return opened.run(run_id)
 
 
 def server_of(item: Mapping[str, Any], settings: RunSettings) -> str:
@@ -96,7 +107,7 @@ def check_summary(result: CheckResult) -> dict[str, Any]:
     }
 
 
-def check_record(run: GitRun, scope: str) -> CheckRecord:
+def check_record(run: GitOperations, scope: str) -> CheckRecord:
     """The note of the checks of ``scope`` (a task id, or ``integration``) that run now."""
     return CheckRecord(run.run_dir / "checks" / f"{scope}.json")
 

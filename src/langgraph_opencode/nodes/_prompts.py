@@ -66,7 +66,7 @@ async def repo_summary(state: OrchestratorState) -> str:
     """The files tracked at the run's start commit, as the planner is shown them."""
     run = await git_run(state)
     commit = state.get("base_commit") or run.integration_branch
-    files = (await run.repo.git("ls-tree", "-r", "--name-only", commit)).stdout.splitlines()
+    files = await run.tracked_files(commit)
     listed = files[:_LISTED_FILES]
     more = f"\n… and {len(files) - len(listed)} more files" if len(files) > len(listed) else ""
     return (

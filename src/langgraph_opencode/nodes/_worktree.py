@@ -20,7 +20,7 @@ from langgraph_opencode.core.state import PromptJob, TaskRecord
 from langgraph_opencode.nodes._common import event, failure
 from langgraph_opencode.nodes.merge import conflict_rework
 from langgraph_opencode.plan import Task
-from langgraph_opencode.tools.git import GitRun, RefreshResult
+from langgraph_opencode.tools.git import GitOperations, RefreshResult
 
 __all__ = ["reattach", "restart_refresh"]
 
@@ -32,7 +32,7 @@ _DONE = {
 
 
 async def reattach(
-    run: GitRun, task: Task, record: TaskRecord, runtime: Runtime[RunSettings]
+    run: GitOperations, task: Task, record: TaskRecord, runtime: Runtime[RunSettings]
 ) -> list[dict[str, Any]]:
     """Put the task's worktree back on its branch if the worker switched it elsewhere.
 
@@ -49,7 +49,7 @@ async def reattach(
 
 
 async def restart_refresh(
-    run: GitRun,
+    run: GitOperations,
     task: Task,
     record: TaskRecord,
     settings: RunSettings,

@@ -29,13 +29,13 @@ from langgraph_opencode.nodes._common import (
 )
 from langgraph_opencode.plan import Plan
 from langgraph_opencode.report import RunReport, TaskReport, write_report
-from langgraph_opencode.tools.git import GitRun
+from langgraph_opencode.tools.git import GitOperations
 
 __all__ = ["finalize"]
 
 
 async def _verify(
-    run: GitRun, plan: Plan | None, merged: set[str], runtime: Runtime[RunSettings]
+    run: GitOperations, plan: Plan | None, merged: set[str], runtime: Runtime[RunSettings]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the merged tasks' checks on the integration branch: results and events."""
     settings = settings_of(runtime)
@@ -103,7 +103,7 @@ async def finalize(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             for b in inventory.branches
             if not b.merged
         ] + [f"worktree {w.path} ({w.branch})" for w in inventory.worktrees]
-        head = await run.repo.resolve(run.integration_branch) or ""
+        head = await run.integration_head() or ""
     merged = sum(1 for t in tasks if t.status == "merged")
     failing = sum(1 for c in integration_checks if not c["passed"])
     status = "completed" if tasks and merged == len(tasks) else ("partial" if merged else "failed")

@@ -19,7 +19,7 @@ from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskReco
 from langgraph_opencode.errors import GitError, MergeConflict
 from langgraph_opencode.nodes._common import event, failure, git_run, plan_of, settings_of
 from langgraph_opencode.plan import Task
-from langgraph_opencode.tools.git import GitRun, RefreshResult
+from langgraph_opencode.tools.git import GitOperations, RefreshResult
 
 __all__ = ["conflict_rework", "merge"]
 
@@ -28,7 +28,7 @@ async def _send_back(
     task: Task,
     record: TaskRecord,
     conflict: MergeConflict,
-    run: GitRun,
+    run: GitOperations,
     settings: RunSettings,
     runtime: Runtime[RunSettings],
 ) -> tuple[TaskRecord, PromptJob | None, dict[str, Any]]:
@@ -56,7 +56,7 @@ def conflict_rework(
     task: Task,
     record: TaskRecord,
     refresh: RefreshResult,
-    run: GitRun,
+    run: GitOperations,
     settings: RunSettings,
     runtime: Runtime[RunSettings],
     *,

@@ -23,41 +23,17 @@ from langgraph_opencode.errors import ConfigurationError, PlanError
 from langgraph_opencode.nodes._common import (
     event,
     git_run,
+    open_git_run,
     server_of,
     settings_of,
     with_plan,
 )
+from langgraph_opencode.objective import check_objective
 from langgraph_opencode.plan import parse_plan, plan_schema
 from langgraph_opencode.run_ids import check_run_id, new_run_id
-from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
 
-__all__ = ["MAX_OBJECTIVE_CHARS", "check_objective", "plan", "refuse", "start"]
-
-MAX_OBJECTIVE_CHARS = 100_000
-"""Objectives longer than this are refused: they would not fit a prompt."""
-
-
-def check_objective(objective: object) -> str:
-    """Return the objective if a run can take it.
-
-    Raises:
-        ConfigurationError: It is not a string, is empty, or is too long.
-    """
-    if not isinstance(objective, str):
-        raise ConfigurationError(
-            f"the objective must be a string (what the run should achieve), "
-            f"got {type(objective).__name__}"
-        )
-    if not objective.strip():
-        raise ConfigurationError("the objective is empty: say what the run should achieve")
-    if len(objective) > MAX_OBJECTIVE_CHARS:
-        raise ConfigurationError(
-            f"the objective is {len(objective):,} characters long; the limit is "
-            f"{MAX_OBJECTIVE_CHARS:,}. Put long material in a file of the repository and "
-            "refer to it."
-        )
-    return objective
+__all__ = ["plan", "refuse", "start"]
 
 
 async def refuse(state: OrchestratorState) -> dict[str, Any]:
@@ -87,22 +63,22 @@ async def start(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict
             f"the input's repo must be the absolute path of the git repository to work on, "
             f"got {given_repo!r}: pass {{'objective': ..., 'repo': '/path/to/repo'}}"
         )
-    repo = await Repo.open(given_repo)
     run_id = check_run_id(state.get("run_id") or new_run_id())
-    run = repo.run(run_id)
+    run = await open_git_run(given_repo, run_id)
     await run.check_namespace()
     base = await run.ensure_integration_branch()
+    root = str(run.repo_root)
     update: dict[str, Any] = {
         "objective": objective,
-        "repo": str(repo.root),
+        "repo": root,
         "run_id": run_id,
         "integration_branch": run.integration_branch,
         "base_commit": base,
         "started_at": state.get("started_at") or time.time(),
-        "own_input": {"objective": objective, "repo": str(repo.root), "run_id": run_id},
+        "own_input": {"objective": objective, "repo": root, "run_id": run_id},
         "plan_attempts": 0,
     }
-    status = await repo.status()
+    status = await run.repo_status()
     notes = []
     if status.dirty:
         notes.append(

@@ -65,7 +65,7 @@ from langgraph_opencode.nodes._worktree import reattach, restart_refresh
 from langgraph_opencode.nodes.dispatcher import server_load
 from langgraph_opencode.plan import Plan, Task
 from langgraph_opencode.review import Verdict, verdict_schema
-from langgraph_opencode.tools.git import GitRun, RefreshResult
+from langgraph_opencode.tools.git import GitOperations, RefreshResult
 from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT
 
 __all__ = ["review"]
@@ -90,7 +90,7 @@ class _Reviewer:
         state: OrchestratorState,
         settings: RunSettings,
         runtime: Runtime[RunSettings],
-        run: GitRun,
+        run: GitOperations,
     ) -> None:
         self.state = state
         self.settings = settings

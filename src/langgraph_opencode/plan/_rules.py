@@ -7,7 +7,7 @@ from pathlib import Path
 
 from langgraph_opencode.errors import PlanError
 from langgraph_opencode.plan._models import ID_RE, MAX_ID_LENGTH, Plan, Task
-from langgraph_opencode.tools.git._base import RESERVED_TASK_IDS
+from langgraph_opencode.tools.git import RESERVED_TASK_IDS
 
 __all__ = ["check_plan", "dependencies", "validate_plan"]
 

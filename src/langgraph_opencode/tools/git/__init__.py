@@ -9,10 +9,13 @@ Everything runs the real ``git`` executable through asyncio subprocesses::
     await run.commit_all("t1", "t1: add parser")
     await run.merge("t1")                            # into lgoc/run-1/integration
 
-The user's current branch, index and working tree are never modified.
+The user's current branch, index and working tree are never modified. The
+graph's nodes see a run as :class:`GitOperations`, the protocol :class:`GitRun`
+implements.
 """
 
 from langgraph_opencode.tools.git._command import GitIdentity
+from langgraph_opencode.tools.git._layout import RESERVED_TASK_IDS
 from langgraph_opencode.tools.git.models import (
     BranchInfo,
     CommitResult,
@@ -27,14 +30,17 @@ from langgraph_opencode.tools.git.models import (
     WorkingTreeStatus,
     WorktreeInfo,
 )
+from langgraph_opencode.tools.git.protocol import GitOperations
 from langgraph_opencode.tools.git.repo import Repo
 from langgraph_opencode.tools.git.run import DEFAULT_DIFF_CHARS, GitRun
 
 __all__ = [
     "DEFAULT_DIFF_CHARS",
+    "RESERVED_TASK_IDS",
     "BranchInfo",
     "CommitResult",
     "GitIdentity",
+    "GitOperations",
     "GitRun",
     "MergeResult",
     "Reattached",

@@ -40,6 +40,7 @@ __all__ = [
     "git_timeout",
     "identity_args",
     "run_git",
+    "split_z",
 ]
 
 _STDERR_LIMIT = 2_000
@@ -288,3 +289,8 @@ def command_error(result: GitOutput, what: str) -> GitError:
     detail = stderr or result.stdout.strip()[:_STDERR_LIMIT]
     message = f"{what} (exit {result.returncode}): {detail}" if detail else what
     return GitError(message, command=result.command, stderr=stderr)
+
+
+def split_z(text: str) -> tuple[str, ...]:
+    """The non-empty fields of NUL-separated git output (``-z``)."""
+    return tuple(p for p in text.split("\0") if p)

@@ -3,7 +3,7 @@
 An agent works in the task's worktree with the real ``git``: it may run
 ``git checkout -b x`` (or ``git switch``, ``git checkout <sha>``) and commit
 there. The run finds task worktrees by branch, so such a worktree seems gone,
-and its commits are not on the task branch. :meth:`ReattachingRun.reattach`
+and its commits are not on the task branch. :meth:`Reattaching.reattach`
 finds the worktree by its path instead and brings the work back: uncommitted
 changes are committed where they are, then the task branch takes the commits
 (fast-forward when it is behind, a merge when the two diverged) and is checked
@@ -15,39 +15,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from langgraph_opencode.errors import GitError
-from langgraph_opencode.tools.git._base import RunBase, _absolute
 from langgraph_opencode.tools.git._command import run_git
+from langgraph_opencode.tools.git._commits import commit_everything, head_of
+from langgraph_opencode.tools.git._layout import RunLayout, absolute
+from langgraph_opencode.tools.git._repository import Repository
 from langgraph_opencode.tools.git._worktrees import list_worktrees, merge_in_progress
 from langgraph_opencode.tools.git.models import Reattached
 
-__all__ = ["ReattachingRun"]
+__all__ = ["Reattaching"]
 
 
-class ReattachingRun(RunBase):
-    """Task worktrees put back on their branches."""
+class Reattaching:
+    """Task worktrees of one run put back on their branches."""
+
+    def __init__(self, repo: Repository, layout: RunLayout) -> None:
+        """The task worktrees of the run ``layout`` names, in ``repo``."""
+        self._repo = repo
+        self._layout = layout
 
     async def reattach(self, task_id: str, path: Path) -> Reattached | None:
-        """Check the task branch out again in its worktree at ``path``, keeping the work there.
-
-        Args:
-            task_id: The task.
-            path: The task's worktree, as recorded when it was made.
-
-        Returns:
-            What was done, or ``None`` when the task branch is checked out (at
-            ``path`` or elsewhere): nothing to do.
-
-        Raises:
-            GitError: Nothing is registered at ``path``; a merge of the
-                agent's own is in progress there; or the commits found there
-                conflict with the task branch's (the merge was undone and the
-                worktree left as it was found, so nothing is lost).
-        """
-        branch = self.task_branch(task_id)
-        entries = await list_worktrees(self.repo.root)
+        """Check the task branch out again at ``path``, keeping the work (``GitRun.reattach``)."""
+        branch = self._layout.task_branch(task_id)
+        entries = await list_worktrees(self._repo.root)
         if any(e.branch == branch and not e.missing for e in entries):
             return None
-        where = _absolute(path)
+        where = absolute(path)
         entry = next((e for e in entries if e.path == where and not e.missing), None)
         if entry is None:
             raise GitError(f"task {task_id!r} has no worktree: nothing is checked out at {where}")
@@ -58,18 +50,18 @@ class ReattachingRun(RunBase):
                 f"the worktree of task {task_id!r} ({where}) is on {place} with a merge in "
                 f"progress: finish or abort that merge, then check out {branch} there"
             )
-        committed = await self._commit_everything(
-            where, f"{task_id}: uncommitted work found on {place}"
+        committed = await commit_everything(
+            where, f"{task_id}: uncommitted work found on {place}", self._repo.identity
         )
-        found = await self._head_of(where)
-        tip = await self.repo.resolve(f"refs/heads/{branch}")
-        if tip is not None and await self.repo.is_ancestor(found, tip):
+        found = await head_of(where)
+        tip = await self._repo.resolve(f"refs/heads/{branch}")
+        if tip is not None and await self._repo.is_ancestor(found, tip):
             how = "switched"  # nothing there that the task branch lacks
             await run_git(where, "checkout", "--quiet", branch)
-        elif tip is None or await self.repo.is_ancestor(tip, found):
+        elif tip is None or await self._repo.is_ancestor(tip, found):
             how = "fast_forward"
             # The old value makes the update fail if the branch moved meanwhile.
-            await self.repo.git(
+            await self._repo.git(
                 "update-ref",
                 "-m",
                 f"langgraph-opencode: the commits made on {place}",
@@ -88,7 +80,7 @@ class ReattachingRun(RunBase):
             found=found,
             committed=committed.sha if committed else None,
             how=how,
-            head=await self._head_of(where),
+            head=await head_of(where),
         )
 
     async def _merge_back(self, where: Path, branch: str, found: str, left_on: str | None) -> None:
@@ -104,7 +96,7 @@ class ReattachingRun(RunBase):
             f"Merge the commits made on {place} back into {branch}",
             found,
             check=False,
-            identity=self.repo.identity,
+            identity=self._repo.identity,
         )
         if out.ok:
             return

@@ -15,10 +15,14 @@ names in the repository's config. The record lives in the run's directory
 (readable by the user only): a config may hold credentials, so none of it
 enters the state, the events or the report; only config key names do, with
 any user and password in them masked.
+
+:class:`SharedFiles` does this for one run; the functions below it work on
+the files, in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -30,8 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_opencode.errors import GitError
+from langgraph_opencode.tools.git._layout import RunLayout
+from langgraph_opencode.tools.git._repository import Repository
+from langgraph_opencode.tools.git._run_locks import RunLocks
+from langgraph_opencode.tools.git.models import SharedChanges
 
-__all__ = ["Changed", "changed_keys", "record", "recorded", "undo_changes"]
+__all__ = ["Changed", "SharedFiles", "changed_keys", "record", "recorded", "undo_changes"]
 
 _RECORD = "shared-git-files.json"
 _FILES = ("config", "config.worktree", "info/attributes", "info/exclude")
@@ -65,6 +73,66 @@ class Changed:
     ``hooks/post-checkout``), or under ``core.hooksPath/`` for that directory."""
     kept: Path
     """Where the changed versions were moved, under the same names."""
+
+
+class SharedFiles:
+    """The record of one run of the repository's shared git files, and putting them back."""
+
+    def __init__(self, repo: Repository, layout: RunLayout, locks: RunLocks) -> None:
+        """The shared files of ``repo``, recorded in the run directory of ``layout``."""
+        self._repo = repo
+        self._run_dir = layout.run_dir
+        self._locks = locks
+
+    async def record_if_missing(self) -> None:
+        """Record the shared files unless the run has a record; hold ``locks.admin``."""
+        if not await asyncio.to_thread(recorded, self._run_dir):
+            await self._record()
+
+    async def undo(self, task_id: str) -> SharedChanges | None:
+        """Put the shared files back as recorded, keeping the changed versions.
+
+        Returns:
+            What was put back, or ``None`` when nothing had changed (or the run
+            had no record yet: one is made now).
+
+        Raises:
+            GitError: A file to put back stayed locked by a git command.
+        """
+        async with self._locks.admin:
+            if not await asyncio.to_thread(recorded, self._run_dir):
+                await self._record()
+                return None
+            kept = self._run_dir / "undone" / f"{task_id}-{time.time_ns()}"
+            changed = await asyncio.to_thread(undo_changes, self._run_dir, kept)
+        if changed is None:
+            return None
+        keys: tuple[str, ...] = ()
+        if "config" in changed.labels:
+            keys = changed_keys(
+                await self._config_list(self._repo.common_dir / "config"),
+                await self._config_list(kept / "config"),
+            )
+        return SharedChanges(
+            task_id=task_id, files=changed.labels, config_keys=keys, kept=changed.kept
+        )
+
+    async def _record(self) -> None:
+        config = str(self._repo.common_dir / "config")
+        hooks_path = await self._repo.git(
+            "config", "--file", config, "--type=path", "--get", _HOOKS_PATH, check=False
+        )
+        await asyncio.to_thread(
+            record,
+            self._repo.common_dir,
+            self._repo.root,
+            hooks_path.stdout.strip(),
+            self._run_dir,
+        )
+
+    async def _config_list(self, path: Path) -> str:
+        listed = await self._repo.git("config", "-z", "--list", "--file", str(path), check=False)
+        return listed.stdout if listed.ok else ""
 
 
 def recorded(run_dir: Path) -> bool:

@@ -1,16 +1,19 @@
 """One run's branches and worktrees: create, commit, diff, merge, refresh, clean up.
 
-Layout of a run ``R`` in the user's repository::
+:class:`GitRun` is a facade: each concept lives in a collaborator of its own,
+which holds what it needs (the repository, the run's names and paths, locks)::
 
-    lgoc/R/integration            branch: starts at the user's HEAD, collects merges
-    lgoc/R/<task_id>              branch: one per task, from the integration head
-    <run_dir>/integration         worktree of the integration branch (merges happen here)
-    <run_dir>/worktrees/<task_id> worktree of a task branch (the agent works here)
-    <run_dir>/planner             detached checkout of the run's start (the planner reads it)
+    RunLayout      (_layout.py)         names and paths: branches, worktrees, run_dir
+    RunLocks       (_run_locks.py)      the merge lock of the run, the admin lock of the repo
+    RunBranches    (_branches.py)       integration and task branches, what they hold, diffs
+    SharedFiles    (_shared.py)         the shared git files' record, and putting them back
+    RunWorktrees   (_run_worktrees.py)  task worktrees, the planner's checkout, removal
+    Merging        (_merging.py)        task into integration, integration into a task
+    Reattaching    (_reattach.py)       a task worktree put back on its branch
+    inventory      (_inventory.py)      what the run left in the repository
 
-``run_dir`` defaults to ``<repo>/.git/langgraph-opencode/runs/R``, inside the
-git directory, so the user's ``git status`` never sees it. The user's branch,
-index and working tree are never touched.
+See :mod:`~langgraph_opencode.tools.git._layout` for where a run puts things.
+The user's branch, index and working tree are never touched.
 
 Every method may be called again after a crash at any point and picks up what
 is there: branches are reused (never reset), a registered worktree whose
@@ -25,43 +28,37 @@ different tasks may run concurrently; operations on one task must not.
 
 from __future__ import annotations
 
-import asyncio
-import time
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from langgraph_opencode.errors import ConfigurationError, GitError
-from langgraph_opencode.tools.git._base import _absolute, split_z
-from langgraph_opencode.tools.git._command import run_git
-from langgraph_opencode.tools.git._locks import clear_stale_locks
-from langgraph_opencode.tools.git._merging import MergingRun
-from langgraph_opencode.tools.git._reattach import ReattachingRun
-from langgraph_opencode.tools.git._shared import changed_keys, record, recorded, undo_changes
-from langgraph_opencode.tools.git._worktrees import (
-    ensure_detached_worktree,
-    ensure_worktree,
-    forget_missing_worktree,
-    list_worktrees,
-    merge_in_progress,
-    status_entries,
-)
+from langgraph_opencode.tools.git._branches import DEFAULT_DIFF_CHARS, RunBranches
+from langgraph_opencode.tools.git._inventory import inventory
+from langgraph_opencode.tools.git._layout import RunLayout
+from langgraph_opencode.tools.git._merging import Merging
+from langgraph_opencode.tools.git._reattach import Reattaching
+from langgraph_opencode.tools.git._repository import Repository
+from langgraph_opencode.tools.git._run_locks import RunLocks
+from langgraph_opencode.tools.git._run_worktrees import RunWorktrees
+from langgraph_opencode.tools.git._shared import SharedFiles
 from langgraph_opencode.tools.git.models import (
-    BranchInfo,
     CommitResult,
+    MergeResult,
+    Reattached,
+    RefreshResult,
     RunInventory,
     SharedChanges,
     TaskDiff,
     TaskWorktree,
-    WorktreeInfo,
+    WorkingTreeStatus,
 )
 
 __all__ = ["DEFAULT_DIFF_CHARS", "GitRun"]
 
-DEFAULT_DIFF_CHARS = 200_000
-"""Default cap on the diff text handed to a reviewer."""
 
-
-class GitRun(MergingRun, ReattachingRun):
+class GitRun:
     """The branches and worktrees of one run; get one from :meth:`Repo.run`.
+
+    It implements :class:`~langgraph_opencode.tools.git.protocol.GitOperations`.
 
     Attributes:
         repo: The user's repository.
@@ -71,6 +68,101 @@ class GitRun(MergingRun, ReattachingRun):
         integration_path: The integration branch's worktree.
         planner_path: The planner's checkout of the run's start.
     """
+
+    def __init__(self, repo: Repository, run_id: str, *, run_dir: Path | None = None) -> None:
+        """The run ``run_id`` of ``repo``, its worktrees under ``run_dir`` (see :meth:`Repo.run`).
+
+        Raises:
+            ConfigurationError: ``run_id`` is not a usable id.
+        """
+        self.repo = repo
+        self._layout = layout = RunLayout(repo.common_dir, run_id, run_dir=run_dir)
+        self.run_id = layout.run_id
+        self.run_dir = layout.run_dir
+        self.integration_branch = layout.integration_branch
+        self.integration_path = layout.integration_path
+        self.planner_path = layout.planner_path
+        locks = RunLocks(repo.common_dir, run_id)
+        self._branches = RunBranches(repo, layout)
+        self._shared = SharedFiles(repo, layout, locks)
+        self._worktrees = RunWorktrees(repo, layout, locks, self._branches, self._shared)
+        self._merging = Merging(repo, layout, locks, self._branches, self._worktrees)
+        self._reattaching = Reattaching(repo, layout)
+
+    def __repr__(self) -> str:
+        return f"GitRun({str(self.repo.root)!r}, {self.run_id!r})"
+
+    @property
+    def repo_root(self) -> Path:
+        """The top directory of the user's working tree."""
+        return self.repo.root
+
+    async def repo_status(self) -> WorkingTreeStatus:
+        """Report the user's branch, HEAD and uncommitted files, changing nothing.
+
+        The run works from the HEAD commit, so uncommitted changes are not part
+        of it: tell the user.
+        """
+        return await self.repo.status()
+
+    # Branches.
+
+    def task_branch(self, task_id: str) -> str:
+        """Return the branch name of a task, ``lgoc/<run_id>/<task_id>``.
+
+        Raises:
+            ConfigurationError: ``task_id`` is not a usable id, or is reserved.
+        """
+        return self._layout.task_branch(task_id)
+
+    async def check_namespace(self) -> None:
+        """Refuse to start when a branch of the user's is in the way of the run's branches.
+
+        Git cannot hold a branch ``lgoc`` (or ``lgoc/<run_id>``) and the run's
+        ``lgoc/<run_id>/...`` branches at once.
+
+        Raises:
+            ConfigurationError: Such a branch exists; the message says how to move it.
+        """
+        await self._branches.check_namespace()
+
+    async def ensure_integration_branch(self) -> str:
+        """Create the integration branch at the user's HEAD unless it exists; return its head."""
+        return await self._branches.ensure_integration()
+
+    async def integration_head(self) -> str | None:
+        """The integration branch's head, ``None`` before the branch exists."""
+        return await self._branches.integration_head()
+
+    async def is_merged(self, task_id: str) -> bool:
+        """Whether every commit of the task branch is in the integration branch."""
+        return await self._branches.is_merged(task_id)
+
+    async def task_head(self, task_id: str) -> str:
+        """The commit at the head of the task branch."""
+        return await self._branches.head(self.task_branch(task_id))
+
+    async def unmerged_commits(self, task_id: str) -> list[str]:
+        """The task branch's commits that the integration branch lacks, oldest first."""
+        return await self._branches.unmerged_commits(task_id)
+
+    async def diff(self, task_id: str, *, max_chars: int = DEFAULT_DIFF_CHARS) -> TaskDiff:
+        """Return what a task branch changes since its merge base with integration.
+
+        Only committed work is included: call :meth:`commit_all` first.
+
+        Args:
+            task_id: The task.
+            max_chars: Cut the diff text at the last line break before this many
+                characters and set ``truncated``.
+        """
+        return await self._branches.diff(task_id, max_chars=max_chars)
+
+    async def tracked_files(self, commit: str) -> list[str]:
+        """The paths of the files ``commit`` holds (``git ls-tree -r``), as git sorts them."""
+        return await self._branches.tracked_files(commit)
+
+    # Worktrees.
 
     async def create_task_worktree(self, task_id: str, *, path: Path | None = None) -> TaskWorktree:
         """Give a task its branch and worktree, reusing whatever exists.
@@ -89,25 +181,15 @@ class GitRun(MergingRun, ReattachingRun):
             GitError: ``path`` exists with other content, or the branch is
                 checked out somewhere this run does not own.
         """
-        branch = self.task_branch(task_id)
-        start = await self.ensure_integration_branch()
-        where = _absolute(path or self.run_dir / "worktrees" / task_id)
-        async with self._admin_lock:
-            if not await asyncio.to_thread(recorded, self.run_dir):
-                await self._record_shared_files()
-            where, created, repaired = await ensure_worktree(
-                self.repo.root, branch, where, start=start, owned=self.run_dir
-            )
-        head = await self._branch_head(branch)
-        return TaskWorktree(
-            run_id=self.run_id,
-            task_id=task_id,
-            branch=branch,
-            path=where,
-            head=head,
-            created=created,
-            repaired=repaired,
-        )
+        return await self._worktrees.create_task_worktree(task_id, path=path)
+
+    async def task_path(self, task_id: str) -> Path:
+        """Return the directory of a task's worktree.
+
+        Raises:
+            GitError: The task has no worktree (call :meth:`create_task_worktree`).
+        """
+        return await self._worktrees.task_path(task_id)
 
     async def commit_all(self, task_id: str, message: str) -> CommitResult | None:
         """Commit everything in a task's worktree (``git add -A``) as the orchestrator.
@@ -119,51 +201,10 @@ class GitRun(MergingRun, ReattachingRun):
             The commit, or ``None`` when nothing had changed.
 
         Raises:
+            ConfigurationError: ``message`` is empty.
             GitError: A refresh merge is waiting for :meth:`finish_refresh`.
         """
-        if not message.strip():
-            raise ConfigurationError("a commit message must not be empty")
-        wt = await self.task_path(task_id)
-        if await merge_in_progress(wt):
-            raise GitError(
-                f"a refresh merge is in progress in {wt}: resolve the conflicts, then call "
-                "finish_refresh (or abort_refresh) instead of commit_all"
-            )
-        return await self._commit_everything(wt, message)
-
-    async def diff(self, task_id: str, *, max_chars: int = DEFAULT_DIFF_CHARS) -> TaskDiff:
-        """Return what a task branch changes since its merge base with integration.
-
-        Only committed work is included: call :meth:`commit_all` first.
-
-        Args:
-            task_id: The task.
-            max_chars: Cut the diff text at the last line break before this many
-                characters and set ``truncated``.
-        """
-        branch = self.task_branch(task_id)
-        head = await self._branch_head(branch)
-        await self.ensure_integration_branch()
-        base = (await self.repo.git("merge-base", self.integration_branch, head)).stdout.strip()
-        opts = ("--no-color", "--no-ext-diff", "--no-textconv", "-M", "--src-prefix=a/")
-        rng = (base, head, "--")
-        text = (await self.repo.git("diff", *opts, "--dst-prefix=b/", *rng)).stdout
-        stat = (await self.repo.git("diff", "--stat=100", "--no-color", "-M", *rng)).stdout
-        files = (await self.repo.git("diff", "--name-only", "-z", "-M", *rng)).stdout
-        cut = text
-        if len(text) > max_chars:
-            cut = text[:max_chars]
-            cut = cut[: cut.rfind("\n") + 1] or cut
-        return TaskDiff(
-            branch=branch,
-            base=base,
-            head=head,
-            text=cut,
-            truncated=len(cut) < len(text),
-            total_chars=len(text),
-            stat=stat,
-            files=split_z(files),
-        )
+        return await self._worktrees.commit_all(task_id, message)
 
     async def discard_uncommitted(self, task_id: str, *, to: str = "HEAD") -> None:
         """Put a task's worktree back to a commit (tracked and untracked files).
@@ -177,10 +218,29 @@ class GitRun(MergingRun, ReattachingRun):
             to: The commit the task branch is reset to: the one checked, which
                 also undoes commits a check made.
         """
-        wt = await self.task_path(task_id)
-        await clear_stale_locks(wt)
-        await run_git(wt, "reset", "--quiet", "--hard", to)
-        await run_git(wt, "clean", "--quiet", "-fd")
+        await self._worktrees.discard_uncommitted(task_id, to=to)
+
+    async def reattach(self, task_id: str, path: Path) -> Reattached | None:
+        """Check the task branch out again in its worktree at ``path``, keeping the work there.
+
+        For an agent that switched its worktree to another branch or a
+        detached HEAD (see :mod:`~langgraph_opencode.tools.git._reattach`).
+
+        Args:
+            task_id: The task.
+            path: The task's worktree, as recorded when it was made.
+
+        Returns:
+            What was done, or ``None`` when the task branch is checked out (at
+            ``path`` or elsewhere): nothing to do.
+
+        Raises:
+            GitError: Nothing is registered at ``path``; a merge of the
+                agent's own is in progress there; or the commits found there
+                conflict with the task branch's (the merge was undone and the
+                worktree left as it was found, so nothing is lost).
+        """
+        return await self._reattaching.reattach(task_id, path)
 
     async def remove_task_worktree(
         self, task_id: str, *, force: bool = False, delete_branch: bool = False
@@ -202,23 +262,9 @@ class GitRun(MergingRun, ReattachingRun):
                 worktree has uncommitted changes or untracked files, or
                 ``delete_branch`` was asked for an unmerged branch.
         """
-        branch = self.task_branch(task_id)
-        exists = await self.repo.resolve(f"refs/heads/{branch}") is not None
-        merged = not exists or await self.is_merged(task_id)
-        if not merged and (delete_branch or not force):
-            count = (
-                await self.repo.git("rev-list", "--count", f"{self.integration_branch}..{branch}")
-            ).stdout.strip()
-            raise GitError(
-                f"{branch} has {count} commit(s) not merged into {self.integration_branch}: "
-                "merge it first, or pass force=True to remove only its worktree "
-                "(the branch is never deleted unmerged)"
-            )
-        removed = await self._remove_worktree_of(branch)
-        if delete_branch and await self.repo.resolve(f"refs/heads/{branch}"):
-            await self.repo.git("branch", "-D", branch)
-            removed = True
-        return removed
+        return await self._worktrees.remove_task_worktree(
+            task_id, force=force, delete_branch=delete_branch
+        )
 
     async def planner_checkout(self, commit: str) -> Path:
         """A clean checkout of ``commit`` (detached) for the planner to read, made if missing.
@@ -226,8 +272,7 @@ class GitRun(MergingRun, ReattachingRun):
         The planner sees what the tasks start from, not the user's working
         tree with its uncommitted and untracked files.
         """
-        async with self._admin_lock:
-            return await ensure_detached_worktree(self.repo.root, self.planner_path, commit)
+        return await self._worktrees.planner_checkout(commit)
 
     async def remove_planner_checkout(self) -> bool:
         """Remove the planner's checkout; whether there was one.
@@ -235,59 +280,67 @@ class GitRun(MergingRun, ReattachingRun):
         A read-only agent read it and no branch holds anything of it, so
         whatever is in it goes (``--force``).
         """
-        async with self._admin_lock:
-            for entry in await list_worktrees(self.repo.root):
-                if entry.path == self.planner_path and entry.branch is None:
-                    if entry.missing:
-                        await forget_missing_worktree(self.repo.root, entry)
-                    else:
-                        await run_git(
-                            self.repo.root, "worktree", "remove", "--force", str(entry.path)
-                        )
-                    return True
-        return False
+        return await self._worktrees.remove_planner_checkout()
+
+    # Merges.
+
+    async def merge(self, task_id: str, *, message: str | None = None) -> MergeResult:
+        """Merge a task branch into integration (``--no-ff``), in the integration worktree.
+
+        Merges of one run are serialised. A task already merged is reported
+        with ``already_merged=True`` instead of being merged twice, and with
+        the commit that merged it, not whatever the integration head is by now
+        (after a crash in a loop of merges, several tasks are merged already).
+
+        Raises:
+            MergeConflict: The merge conflicted. It was aborted: the
+                integration worktree is clean and the task branch untouched.
+            GitError: The task's worktree has uncommitted changes or an
+                unfinished refresh, which the merge would silently leave out.
+        """
+        return await self._merging.merge(task_id, message=message)
+
+    async def refresh(self, task_id: str, *, message: str | None = None) -> RefreshResult:
+        """Merge the integration head into a task branch, in its worktree.
+
+        On conflict the merge is left in progress with conflict markers in the
+        files, for the task's agent to resolve; then call :meth:`finish_refresh`.
+        Calling ``refresh`` again while the merge is pending reports the paths
+        that still conflict, or finishes the merge when none do.
+
+        Raises:
+            GitError: The worktree has uncommitted changes (commit them first).
+        """
+        return await self._merging.refresh(task_id, message=message)
+
+    async def finish_refresh(self, task_id: str) -> RefreshResult:
+        """Commit a refresh merge once its conflicts are resolved (``git add -A``).
+
+        Raises:
+            MergeConflict: Files still hold conflict markers; nothing was committed.
+            RefreshAborted: No refresh merge is in progress and the task branch
+                does not contain the integration head: it was never started,
+                or was undone (``git merge --abort``); call :meth:`refresh`.
+        """
+        return await self._merging.finish_refresh(task_id)
+
+    async def abort_refresh(self, task_id: str) -> None:
+        """Abandon a pending refresh merge, restoring the task worktree's last commit."""
+        await self._merging.abort_refresh(task_id)
+
+    def integration_checkout(self) -> AbstractAsyncContextManager[Path]:
+        """The integration worktree, clean at the branch's head, to run commands in.
+
+        Use it as ``async with run.integration_checkout() as worktree:``. No
+        merge runs meanwhile; whatever the commands leave behind is removed after.
+        """
+        return self._merging.integration_checkout()
 
     async def remove_integration_worktree(self) -> bool:
         """Remove the integration worktree (the branch stays); refused if it is not clean."""
-        async with self._merge_lock:
-            return await self._remove_worktree_of(self.integration_branch)
+        return await self._merging.remove_integration_worktree()
 
-    async def inventory(self) -> RunInventory:
-        """List the run's branches and worktrees: what is left behind."""
-        refs = await self.repo.git(
-            "for-each-ref",
-            "--format=%(refname:short) %(objectname)",
-            f"refs/heads/lgoc/{self.run_id}/",
-        )
-        pairs = [line.split(" ", 1) for line in refs.stdout.splitlines() if line]
-        pairs.sort(key=lambda p: (p[0] != self.integration_branch, p[0]))
-        branches = []
-        for name, sha in pairs:
-            count = 0
-            if name != self.integration_branch:
-                rng = f"{self.integration_branch}..{sha}"
-                count = int((await self.repo.git("rev-list", "--count", rng)).stdout)
-            branches.append(
-                BranchInfo(name=name, sha=sha, merged=count == 0, unmerged_commits=count)
-            )
-        worktrees = []
-        prefix = f"lgoc/{self.run_id}/"
-        for entry in await list_worktrees(self.repo.root):
-            in_run_dir = entry.path.is_relative_to(self.run_dir)
-            if (entry.branch or "").startswith(prefix) or in_run_dir:
-                dirty = None if entry.missing else bool(await status_entries(entry.path))
-                worktrees.append(
-                    WorktreeInfo(
-                        path=entry.path,
-                        branch=entry.branch,
-                        head=entry.head,
-                        missing=entry.missing,
-                        dirty=dirty,
-                    )
-                )
-        return RunInventory(
-            run_id=self.run_id, branches=tuple(branches), worktrees=tuple(worktrees)
-        )
+    # The repository's shared files, and what is left.
 
     async def undo_shared_changes(self, task_id: str) -> SharedChanges | None:
         """Put the repository's shared git files back as the run recorded them.
@@ -304,67 +357,8 @@ class GitRun(MergingRun, ReattachingRun):
         Raises:
             GitError: A file to put back stayed locked by a git command.
         """
-        async with self._admin_lock:
-            if not await asyncio.to_thread(recorded, self.run_dir):
-                await self._record_shared_files()
-                return None
-            kept = self.run_dir / "undone" / f"{task_id}-{time.time_ns()}"
-            changed = await asyncio.to_thread(undo_changes, self.run_dir, kept)
-        if changed is None:
-            return None
-        keys: tuple[str, ...] = ()
-        if "config" in changed.labels:
-            keys = changed_keys(
-                await self._config_list(self.repo.common_dir / "config"),
-                await self._config_list(kept / "config"),
-            )
-        return SharedChanges(
-            task_id=task_id, files=changed.labels, config_keys=keys, kept=changed.kept
-        )
+        return await self._shared.undo(task_id)
 
-    async def _record_shared_files(self) -> None:
-        config = str(self.repo.common_dir / "config")
-        hooks_path = await self.repo.git(
-            "config", "--file", config, "--type=path", "--get", "core.hooksPath", check=False
-        )
-        await asyncio.to_thread(
-            record,
-            self.repo.common_dir,
-            self.repo.root,
-            hooks_path.stdout.strip(),
-            self.run_dir,
-        )
-
-    async def _config_list(self, path: Path) -> str:
-        listed = await self.repo.git("config", "-z", "--list", "--file", str(path), check=False)
-        return listed.stdout if listed.ok else ""
-
-    async def _remove_worktree_of(self, branch: str) -> bool:
-        async with self._admin_lock:
-            for entry in await list_worktrees(self.repo.root):
-                if entry.branch != branch:
-                    continue
-                if entry.missing:
-                    await forget_missing_worktree(self.repo.root, entry)
-                    return True
-                if await merge_in_progress(entry.path):
-                    raise GitError(
-                        f"refusing to remove {entry.path}: a merge is in progress there; "
-                        "finish or abort it first"
-                    )
-                if dirty := await status_entries(entry.path):
-                    raise GitError(
-                        f"refusing to remove {entry.path}: it has uncommitted changes or "
-                        f"untracked files ({', '.join(e.path for e in dirty[:10])}); commit "
-                        "or move them first"
-                    )
-                # git refuses any worktree with submodules; it was found clean above
-                # (a submodule's own changes count), which is all --force skips.
-                force = ("--force",) if await _has_submodules(entry.path) else ()
-                await run_git(self.repo.root, "worktree", "remove", *force, str(entry.path))
-                return True
-        return False
-
-
-async def _has_submodules(worktree: Path) -> bool:
-    return await asyncio.to_thread((worktree / ".gitmodules").is_file)
+    async def inventory(self) -> RunInventory:
+        """List the run's branches and worktrees: what is left behind."""
+        return await inventory(self.repo, self._layout, self._branches)
