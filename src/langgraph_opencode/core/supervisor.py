@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -312,19 +312,28 @@ class Supervisor:
                 self._forget(owner)
         tasks = state.get("tasks") or {}
         for owner, job in out.items():
-            if owner in self.items:
-                continue
-            record = tasks.get(task_of(owner) or "") or {}
-            item = Tracked(
-                owner=owner,
-                job=job,
-                base_tokens=int(record.get("tokens") or 0),
-                server=str(job.get("server") or next(iter(settings.servers()), "")),
-                standing=list(record.get("answers") or []),
-            )
-            self.items[owner] = item
-            self.followers[owner] = asyncio.create_task(self._follow_until_known(item))
-        if self.items and (self.watcher is None or self.watcher.done()):
+            self.follow(owner, job, tasks.get(task_of(owner) or "") or {})
+
+    def follow(self, owner: str, job: PromptJob, record: Mapping[str, Any]) -> None:
+        """Follow one prompt the server took (``send`` hands each over at once); once only.
+
+        ``record``: its task's record (tokens so far, a person's standing answers).
+        """
+        known = self.items.get(owner)
+        if known is not None and known.job["message_id"] == job["message_id"]:
+            return
+        if known is not None:
+            self._forget(owner)
+        item = Tracked(
+            owner=owner,
+            job=job,
+            base_tokens=int(record.get("tokens") or 0),
+            server=str(job.get("server") or next(iter(self.settings.servers()), "")),
+            standing=list(record.get("answers") or []),
+        )
+        self.items[owner] = item
+        self.followers[owner] = asyncio.create_task(self._follow_until_known(item))
+        if self.watcher is None or self.watcher.done():
             self.watcher = asyncio.create_task(self._watch())
 
     async def wait(self) -> None:
@@ -604,6 +613,8 @@ class Supervisor:
                 self._record(item, state.outcome)
                 return
             item.looked.set()
+            if (state.permissions or state.questions) and await self._answer_permissions(item):
+                return  # asked while nobody listened: a person must answer
             # Idle with an answer not final yet: its final message.updated is due.
             idle = (
                 state.status == "idle"

@@ -41,6 +41,7 @@ from langgraph_opencode.core.services import (
 )
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
+from langgraph_opencode.core.supervisor import supervisor_for
 from langgraph_opencode.errors import GitError, OpenCodeHTTPError
 from langgraph_opencode.nodes._common import (
     event,
@@ -208,6 +209,8 @@ async def send(
     if not jobs:
         return {}
     settings = settings_of(runtime)
+    supervisor = supervisor_for(state["run_id"], settings)
+    supervisor.sync(state, settings, config)
     tasks: dict[str, TaskRecord] = {}
     sent_jobs: dict[str, PromptJob | None] = {}
     update: dict[str, Any] = {}
@@ -254,7 +257,9 @@ async def send(
             sent_jobs[owner] = None
             update.setdefault("events", []).append(note)
             continue
-        sent_jobs[owner] = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
+        sent_jobs[owner] = sent = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
+        # Followed from now on, not from the monitor's next step.
+        supervisor.follow(owner, sent, record)
     for task_id, remaining in left.items():
         tasks.setdefault(task_id, TaskRecord(id=task_id))["left_behind"] = remaining
     if tasks:
