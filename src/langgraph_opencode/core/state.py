@@ -2,7 +2,19 @@
 
 Plain dicts and lists only (no custom classes), so checkpoints load anywhere.
 Big things stay out: diffs and logs live in git and in the server; a check's
-output is kept only as a short tail.
+output is kept only as a short tail; the run's notable events go to its log
+file (``core/run_log.py``), not here.
+
+The channels that grow with the number of tasks (``tasks``, ``plan``,
+``own_input``, ``waiting``) are LangGraph ``DeltaChannel`` channels (beta in
+LangGraph 1.2): a checkpoint stores only what a step wrote to them, and the
+value is rebuilt from the writes since the last full snapshot (every
+``SNAPSHOT_EVERY`` updates), so the checkpoint database grows linearly with
+the run instead of storing every task record in every checkpoint. Their
+reducers take a batch of writes at once and must give the same value however
+the writes are batched: :func:`merge_by_key`, :func:`replace_by_key`,
+:func:`last_value`. A channel that was never written reads as its type's empty
+value (``{}`` or ``[]``), not as missing.
 
 Each task moves through these statuses::
 
@@ -22,11 +34,14 @@ templates and the state when it is sent (``nodes._prompts``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
+from langgraph.channels.delta import DeltaChannel
 from typing_extensions import TypedDict
 
 __all__ = [
+    "SNAPSHOT_EVERY",
     "TERMINAL_STATUSES",
     "AbortKind",
     "JobRole",
@@ -37,8 +52,11 @@ __all__ = [
     "PromptPart",
     "TaskRecord",
     "TaskStatus",
-    "merge_jobs",
+    "add_amount",
+    "last_value",
+    "merge_by_key",
     "merge_tasks",
+    "replace_by_key",
 ]
 
 TaskStatus = Literal[
@@ -150,36 +168,74 @@ class TaskRecord(TypedDict, total=False):
     (one line each, as in its ``undone`` events)."""
 
 
+_V = TypeVar("_V")
+
+SNAPSHOT_EVERY = 100
+"""A delta channel's full value is checkpointed every this many updates (LangGraph's default)."""
+
+
+def merge_by_key(
+    current: Mapping[str, Any] | None, writes: Sequence[Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """Delta reducer: records by key, each write updating the records it names field by field.
+
+    A write maps keys to the fields that change (``{"a": {"status": "merged"}}``
+    sets one field of record ``a``, keeping its others), or to ``None``, which
+    deletes the record. ``None`` as a whole write changes nothing. The result is
+    the same however the writes are batched (the writes are folded in order), as
+    ``DeltaChannel`` requires; nothing is changed in place.
+    """
+    merged: dict[str, Any] = dict(current or {})
+    for write in writes:
+        for key, update in (write or {}).items():
+            if update is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = {**(merged.get(key) or {}), **update}
+    return merged
+
+
+def replace_by_key(
+    current: Mapping[str, _V] | None, writes: Sequence[Mapping[str, _V | None] | None]
+) -> dict[str, _V]:
+    """Delta reducer: values by key, each write replacing the values it names whole.
+
+    ``None`` as a value deletes the key (e.g. a ``jobs`` map keyed by owner,
+    where an owner with no outstanding prompt has no entry). Batch-invariant
+    like :func:`merge_by_key`.
+    """
+    replaced: dict[str, _V] = dict(current or {})
+    for write in writes:
+        for key, value in (write or {}).items():
+            if value is None:
+                replaced.pop(key, None)
+            else:
+                replaced[key] = value
+    return replaced
+
+
+def last_value(current: _V, writes: Sequence[_V]) -> _V:
+    """Delta reducer: the last write wins (like a plain channel, without the one-writer check)."""
+    return writes[-1] if writes else current
+
+
 def merge_tasks(
     left: dict[str, TaskRecord] | None, right: dict[str, TaskRecord] | None
 ) -> dict[str, TaskRecord]:
-    """Reducer: update each task record key by key.
+    """Update each task record key by key (one write of :func:`merge_by_key`).
 
     Nodes return only the tasks (and fields) they changed.
     """
-    merged: dict[str, TaskRecord] = dict(left or {})
-    for task_id, update in (right or {}).items():
-        merged[task_id] = {**merged.get(task_id, {}), **update}
-    return merged
+    return merge_by_key(left, [right])
 
 
-def merge_jobs(
-    left: dict[str, PromptJob] | None, right: dict[str, PromptJob | None] | None
-) -> dict[str, PromptJob]:
-    """Reducer: set each owner's job; ``None`` takes it away (nothing is out for that owner)."""
-    merged: dict[str, PromptJob] = dict(left or {})
-    for owner, job in (right or {}).items():
-        if job is None:
-            merged.pop(owner, None)
-        else:
-            merged[owner] = job
-    return merged
+def add_amount(total: float, amount: float) -> float:
+    """Reducer: amounts add up (a node returns what its step spent, not a new total)."""
+    return round(total + amount, 6)
 
 
-def _capped_log(
-    left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None
-) -> list[dict[str, Any]]:
-    return [*(left or []), *(right or [])][-200:]
+def _delta(reducer: Any) -> DeltaChannel[Any]:
+    return DeltaChannel(reducer, snapshot_frequency=SNAPSHOT_EVERY)
 
 
 class OrchestratorInput(TypedDict):
@@ -203,27 +259,29 @@ class OrchestratorState(TypedDict, total=False):
     objective: str
     repo: str
     run_id: str
-    plan: dict[str, Any] | None
+    plan: Annotated[dict[str, Any], _delta(last_value)]
+    """The accepted plan; ``None`` or ``{}`` when there is none (yet). Typed ``dict``
+    alone because a delta channel's type must be a class (its empty value)."""
     plan_given: bool
     plan_attempts: int
     plan_problems: list[str]
     plan_feedback: str
     planner_session: str
-    jobs: Annotated[dict[str, PromptJob], merge_jobs]
-    """Every prompt the run has out, by owner (see ``core.jobs``)."""
+    jobs: Annotated[dict[str, PromptJob], _delta(replace_by_key)]
+    """Every prompt the run has out, by owner (see ``core.jobs``); ``None`` in a write
+    drops an owner's."""
     integration_branch: str
     base_commit: str
-    tasks: Annotated[dict[str, TaskRecord], merge_tasks]
-    waiting: list[dict[str, Any]]
+    tasks: Annotated[dict[str, TaskRecord], _delta(merge_by_key)]
+    waiting: Annotated[list[dict[str, Any]], _delta(last_value)]
     """Permission requests or questions that wait for a human."""
-    events: Annotated[list[dict[str, Any]], _capped_log]
-    """Notable events (the last 200), for progress displays and the report."""
     started_at: float
-    own_input: dict[str, Any]
+    own_input: Annotated[dict[str, Any], _delta(last_value)]
     """The run's own ``objective``, ``repo``, ``run_id`` and ``plan``, put back if
     new input on the thread overwrites them (the run then refuses that input)."""
     refused: str
     """Why new input on this thread was refused."""
-    cost: float
+    cost: Annotated[float, add_amount]
+    """Dollars spent so far; a node writes what its step spent."""
     report: dict[str, Any] | None
     error: str

@@ -72,8 +72,8 @@ async def monitor(
     tasks: dict[str, TaskRecord] = {}
     jobs: dict[str, PromptJob | None] = {}
     waiting: list[dict[str, Any]] = []
-    cost = float(state.get("cost") or 0.0)
-    cost += sum(item.outcome.cost for item in ready if item.outcome is not None)
+    spent = sum(item.outcome.cost for item in ready if item.outcome is not None)
+    cost = float(state.get("cost") or 0.0) + spent
     previous: dict[str, TaskRecord] = state.get("tasks") or {}
     for item in aborted:
         jobs[item.owner] = item.saved_job()  # so that a resume knows why it ends
@@ -105,7 +105,7 @@ async def monitor(
         "tasks": tasks,
         "jobs": jobs,
         "waiting": waiting,
-        "cost": round(cost, 6),
+        "cost": round(spent, 6),
         "events": events,
     }
     # Sessions moved tasks left on servers that went away: abort any that came back.
