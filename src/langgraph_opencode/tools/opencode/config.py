@@ -14,7 +14,8 @@ The config always contains:
   ([`WORKER_AGENT`][]);
 * the ``question`` tool denied for every agent: nobody is there to answer it
   and a pending question blocks a run forever;
-* ``autoupdate`` off and sharing disabled.
+* ``autoupdate`` off, sharing disabled, and OpenCode's snapshots (its own undo
+  copies of the worktree at every model step) off: the run commits the work.
 
 Each agent's system prompt starts with a distinctive first line
 ([`PLANNER_PROMPT_HEADER`][], [`REVIEWER_PROMPT_HEADER`][]) so that a scripted
@@ -122,6 +123,10 @@ def build_config(
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": False,
         "share": "disabled",
+        # OpenCode's own undo history: a copy of the worktree in its object store
+        # before and after every model step. The run commits the work itself, and the
+        # copies cost a `git add` of the whole worktree per step.
+        "snapshot": False,
         "permission": {"question": "deny"},
         "tools": {"question": False},
         "agent": {
