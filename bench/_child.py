@@ -65,13 +65,19 @@ _IDLE = "idle"
 class _Signals:
     """When the orchestrator's event hub received each session's prompts, busy and idle signals.
 
-    A prompt is marked by its user message's first ``message.updated``: the
-    server accepted it (a new directory may boot for a while before ``busy``).
+    A prompt is marked when the server answered its POST (it took the prompt;
+    a new directory then boots for a few hundred milliseconds before its user
+    message's first ``message.updated`` and ``busy``), or by that first
+    ``message.updated`` if it came first.
     """
 
     def __init__(self) -> None:
         self.by_session: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.prompts: set[Any] = set()
+
+    def accepted(self, session_id: str) -> None:
+        """The server answered a prompt's POST: it took the prompt (the turn starts)."""
+        self.by_session[session_id].append((time.perf_counter(), "accepted"))
 
     def on_event(self, event: Event) -> None:
         sid = event.session_id
@@ -147,6 +153,14 @@ async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
         recorded.setdefault((item.job["session_id"], item.job["message_id"]), time.perf_counter())
 
     Supervisor.on_outcome = on_outcome  # the moment the run knows how the turn ended
+    prompt_async = OpenCodeClient.prompt_async
+
+    async def accepted(client: OpenCodeClient, session_id: str, *a: Any, **k: Any) -> str:
+        message_id = await prompt_async(client, session_id, *a, **k)
+        signals.accepted(session_id)
+        return message_id
+
+    OpenCodeClient.prompt_async = accepted  # type: ignore[method-assign]
     db = checkpoint_path(repo)
     db.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
@@ -180,7 +194,7 @@ async def _graph(args: dict[str, Any], plan: Plan) -> dict[str, Any]:
     turns = 0.0
     for marks in signals.by_session.values():
         busy: float | None = None
-        for when, kind in marks:
+        for when, kind in sorted(marks):
             if kind != _IDLE and busy is None:
                 busy = when
             elif kind == _IDLE and busy is not None:

@@ -7,10 +7,14 @@ reviewed (the reviewer approves) and merged. The scripted model answers at
 once. With ``max_parallel`` 1 every turn runs alone, so the run's wall time
 splits cleanly into
 
-* turn time: the sum over every prompt of the time from its user message's
-  first ``message.updated`` (the server accepted it) to the session's idle,
-  as the orchestrator's event hub saw them (model plus OpenCode, a new
-  worktree's boot included; the planner's turn too), and
+* turn time: the sum over every prompt of the time from the server taking
+  it (its POST answered, or its user message's first ``message.updated`` if
+  that came first) to the session's idle, as the orchestrator saw them
+  (model plus OpenCode, a new worktree's boot included; the planner's turn
+  too). Until 2026-12-01 the turn started at the user message's first
+  ``message.updated``, which left the part of a new directory's boot that
+  comes before it (about 0.3 s per worktree here) on the orchestration side;
+  and
 * orchestration: the rest (sending, following, committing, checks, merging,
   checkpoints), which is what the graph adds per task.
 """
