@@ -411,7 +411,9 @@ async def wait_for_outcome(
         idle_event = event.type in ("session.idle", "session.status")
         if idle_event and busy_seen:
             idle_seen = True
-        if final is None or idle_seen:
+        if idle_event or idle_seen:
+            # Read only once the session is idle (or its final message.updated after
+            # the idle): the steps before the end need no read-back.
             messages = await _recent_messages(client, session_id, directory, user_message_id)
             final = judge_turn(session_id, messages, user_message_id, idle=False)
         if final is not None and (idle_seen or idle_event):
