@@ -241,6 +241,23 @@ def _refuse_snapshot(snapshot: Any, run_id: str, root: Path, *, new: bool, exist
         raise ConfigurationError(
             f"run {run_id!r} works on {recorded}, not {root}: resume it with --repo {recorded}"
         )
+    if _before_the_job_channel(snapshot.values):
+        raise ConfigurationError(
+            f"run {run_id!r} was checkpointed by an older langgraph-opencode (its prompts are "
+            "kept per task, not in the run's job channel): finish it with that version, or "
+            "start it again; its branches and worktrees are kept"
+        )
+
+
+def _before_the_job_channel(values: Mapping[str, Any]) -> bool:
+    """Whether a run's state is from before the ``jobs`` channel (prompts kept per task)."""
+    tasks = values.get("tasks") or {}
+    # (The old ``planner_job`` channel is not loaded any more; a run of today records
+    # its planner's session and prompt in one step.)
+    planning = values.get("planner_session") and not values.get("jobs")
+    return bool(planning) or any(
+        isinstance(record, dict) and record.get("job") for record in tasks.values()
+    )
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,7 @@
 Each node may return ``"events": [...]`` in its update (records made by
 ``nodes._common.event``: ``{"time", "kind", "message", "task"?, ...}``, also
 streamed live as LangGraph ``custom`` events). The graph's node wrapper
-(``graph/_logged.py``) takes them out of the update and appends them here, one
+(``graph/_steps.py``) takes them out of the update and appends them here, one
 JSON object a line, so the checkpointed state does not carry a growing list.
 
 The file is in the run's directory (``GitRun.run_dir``:

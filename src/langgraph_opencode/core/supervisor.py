@@ -282,6 +282,7 @@ class Supervisor:
     """Called with each item the moment its outcome is recorded (for benchmarks)."""
 
     def __init__(self, run_id: str, settings: RunSettings) -> None:
+        self.loop = asyncio.get_running_loop()
         self.run_id = run_id
         self.settings = settings
         self.config: RunnableConfig | None = None
@@ -297,6 +298,8 @@ class Supervisor:
         """Servers not answering now, each with the wait for it to answer again."""
         self.announced: set[str] = set()
         """Servers whose silence has an event already."""
+        self.lost: set[str] = set()
+        """URLs of servers found gone (their event is given once)."""
         self.services: dict[str, Services] = {}
 
     # -- what the monitor node calls ---------------------------------------------------
@@ -311,7 +314,12 @@ class Supervisor:
             if job is None or job["message_id"] != self.items[owner].job["message_id"]:
                 self._forget(owner)
         tasks = state.get("tasks") or {}
+        # A turn whose requests wait for a person is followed again once answered:
+        # followed now, it would put the same requests to the person twice.
+        asking = {request.get("task") for request in state.get("waiting") or []}
         for owner, job in out.items():
+            if task_of(owner) in asking:
+                continue
             self.follow(owner, job, tasks.get(task_of(owner) or "") or {})
 
     def follow(self, owner: str, job: PromptJob, record: Mapping[str, Any]) -> None:
@@ -321,7 +329,11 @@ class Supervisor:
         """
         known = self.items.get(owner)
         if known is not None and known.job["message_id"] == job["message_id"]:
-            return
+            follower = self.followers.get(owner)
+            if known.ready or (follower is not None and not follower.done()):
+                self._keep_watching()
+                return
+            # Its follower failed (the failure was raised once): follow it afresh.
         if known is not None:
             self._forget(owner)
         item = Tracked(
@@ -333,12 +345,23 @@ class Supervisor:
         )
         self.items[owner] = item
         self.followers[owner] = asyncio.create_task(self._follow_until_known(item))
-        if self.watcher is None or self.watcher.done():
+        self._keep_watching()
+
+    def _keep_watching(self) -> None:
+        """Start the watchdogs again if anything is followed and they stopped (or failed)."""
+        if self.items and (self.watcher is None or self.watcher.done()):
             self.watcher = asyncio.create_task(self._watch())
 
-    async def wait(self) -> None:
-        """Wait until some item is ready (or the supervisor failed, which is raised)."""
+    async def wait(self, on_events: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Wait until some item is ready (or the supervisor failed, which is raised).
+
+        ``on_events`` gets the notable events as they happen meanwhile (they are
+        streamed at once, not when the wait ends).
+        """
+        self._keep_watching()
         while True:
+            if self.events:
+                on_events(self.take_events())
             self._raise_failure()
             if any(item.ready for item in self.items.values()) or not self.items:
                 break
@@ -369,6 +392,9 @@ class Supervisor:
         ready = [item for item in self.items.values() if item.ready]
         for item in ready:
             self._forget(item.owner)
+            if item.outcome is not None:
+                # Spent already: the run's budget counts it until the state does.
+                self.run_cost_spent += item.outcome.cost
         aborted = [item for item in self.items.values() if item.abort_unsaved]
         for item in aborted:
             item.abort_unsaved = False
@@ -412,6 +438,7 @@ class Supervisor:
 
     def _note(self, kind: str, message: str, **data: Any) -> None:
         self.events.append(note(kind, message, **data))
+        self.changed.set()  # a waiting monitor streams it at once
 
     def _record(self, item: Tracked, outcome: PromptOutcome) -> None:
         item.outcome = outcome
@@ -548,13 +575,12 @@ class Supervisor:
                 item.last_activity = max(item.last_activity, now)
                 if item.abort_sent:
                     item.aborted_at = max(item.aborted_at, now)
+        backoff = min(30.0, 2.0 ** len(self.announced))
+        self.announced.discard(name)
         if back:
-            self.announced.discard(name)
-            await asyncio.sleep(min(30.0, 2.0 ** len(self.announced)))  # it may fail again at once
+            await asyncio.sleep(backoff)  # it may fail again at once
             return False
         url = self.settings.url_of(name)
-        if any(item.lost for item in self.items.values() if item.server == name):
-            return True  # another follower found it gone first
         for item in list(self.items.values()):
             if item.server == name and item.outcome is None:
                 tokens, cost = item.usage()
@@ -565,7 +591,9 @@ class Supervisor:
                         update={"tokens": tokens, "cost": cost}
                     ),
                 )
-        self._note("server_lost", f"the OpenCode server {url} went away", server=url)
+        if url not in self.lost:  # one event per server, whichever follower found it
+            self.lost.add(url)
+            self._note("server_lost", f"the OpenCode server {url} went away", server=url)
         return True
 
     async def _follow_until_known(self, item: Tracked) -> None:
@@ -612,6 +640,13 @@ class Supervisor:
             ):
                 self._record(item, state.outcome)
                 return
+            # What the turn did before (tokens, running tools, its last sign of life)
+            # is known before the watchdogs look at it.
+            item.seed(state.answers)
+            for child in children:
+                with contextlib.suppress(NotFoundError):  # deleted since
+                    messages = await client.messages(child, job["directory"], limit=20)
+                    item.seed(messages, own=False)
             item.looked.set()
             if (state.permissions or state.questions) and await self._answer_permissions(item):
                 return  # asked while nobody listened: a person must answer
@@ -621,11 +656,6 @@ class Supervisor:
                 and state.outcome is not None
                 and state.outcome.message_id is not None
             )
-            item.seed(state.answers)
-            for child in children:
-                with contextlib.suppress(NotFoundError):  # deleted since
-                    messages = await client.messages(child, job["directory"], limit=20)
-                    item.seed(messages, own=False)
             while True:
                 try:
                     outcome = await wait_for_outcome(
@@ -679,9 +709,11 @@ class Supervisor:
             self._fail(exc)
 
     async def _look(self) -> None:
+        # A wait whose followers were all forgotten (their prompts taken) is over.
+        self.silent = {name: wait for name, wait in self.silent.items() if not wait.done()}
         now = time.monotonic()
         for item in list(self.items.values()):
-            if item.ready or item.server in self.silent:
+            if item.ready or item.server in self.silent or not item.looked.is_set():
                 continue  # a silent server's turns wait for it (clocks stopped)
             if item.abort is not None:
                 if not item.abort_sent:
@@ -689,7 +721,9 @@ class Supervisor:
                 elif now - item.aborted_at > _ABORT_GRACE:
                     # The server still says busy long after the abort: stop waiting
                     # for it and let the graph restart or fail the task.
-                    self._record(item, await self._forced_outcome(item))
+                    forced = await self._forced_outcome(item)
+                    if not item.ready:  # the real outcome may have come meanwhile
+                        self._record(item, forced)
                 continue
             abort = watchdog(item.facts(now), self.settings)
             if abort is not None:
@@ -707,7 +741,10 @@ _supervisors: dict[tuple[str, int], Supervisor] = {}
 
 def supervisor_for(run_id: str, settings: RunSettings) -> Supervisor:
     """The run's supervisor in this event loop (made on first use)."""
-    key = (run_id, id(asyncio.get_running_loop()))
+    loop = asyncio.get_running_loop()
+    for stale in [k for k, known in _supervisors.items() if known.loop.is_closed()]:
+        del _supervisors[stale]  # its loop is gone, and its tasks with it
+    key = (run_id, id(loop))
     supervisor = _supervisors.get(key)
     if supervisor is None:
         supervisor = _supervisors[key] = Supervisor(run_id, settings)

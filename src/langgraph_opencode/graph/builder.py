@@ -19,8 +19,9 @@ thread that holds a run already (it raises, saying so).
 ``build_graph()`` returns the uncompiled ``StateGraph`` to embed or compile
 with any checkpointer; ``compile_graph(checkpointer)`` compiles it.
 
-Every node is wrapped by ``logged`` (``graph/_logged.py``): the events a node
-returns go to the run's log file, not into the checkpointed state.
+Every node is wrapped by ``step`` (``graph/_steps.py``): the events a node
+returns go to the run's log file, not into the checkpointed state, and the
+run's supervisor follows the prompts out from the first step a process takes.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from langgraph_opencode.core.state import (
     OrchestratorOutput,
     OrchestratorState,
 )
-from langgraph_opencode.graph._logged import logged
+from langgraph_opencode.graph._steps import step
 from langgraph_opencode.nodes.approval import approve_plan
 from langgraph_opencode.nodes.dispatcher import dispatch, send
 from langgraph_opencode.nodes.finalize import finalize
@@ -134,17 +135,17 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
         input_schema=OrchestratorInput,
         output_schema=OrchestratorOutput,
     )
-    graph.add_node("start", logged(start))
-    graph.add_node("refuse", logged(refuse))
-    graph.add_node("plan", logged(plan))
-    graph.add_node("approve_plan", logged(approve_plan))
-    graph.add_node("dispatch", logged(dispatch))
-    graph.add_node("send", logged(send))  # type: ignore[arg-type]  # (state, runtime, config)
-    graph.add_node("monitor", logged(monitor))  # type: ignore[arg-type]  # (state, runtime, config)
-    graph.add_node("ask_human", logged(ask_human))  # type: ignore[arg-type]  # (state, runtime, config)
-    graph.add_node("review", logged(review))
-    graph.add_node("merge", logged(merge))
-    graph.add_node("finalize", logged(finalize))
+    graph.add_node("start", step(start))
+    graph.add_node("refuse", step(refuse))
+    graph.add_node("plan", step(plan))
+    graph.add_node("approve_plan", step(approve_plan))
+    graph.add_node("dispatch", step(dispatch))
+    graph.add_node("send", step(send))  # type: ignore[arg-type]  # (state, runtime, config)
+    graph.add_node("monitor", step(monitor))  # type: ignore[arg-type]  # (state, runtime, config)
+    graph.add_node("ask_human", step(ask_human))  # type: ignore[arg-type]  # (state, runtime, config)
+    graph.add_node("review", step(review))
+    graph.add_node("merge", step(merge))
+    graph.add_node("finalize", step(finalize))
 
     graph.add_edge(START, "start")
     graph.add_conditional_edges("start", _after_start)

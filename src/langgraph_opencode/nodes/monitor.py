@@ -24,6 +24,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
+from langgraph_opencode.core.jobs import ended_jobs
 from langgraph_opencode.core.outcomes import ended_over_budget
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
@@ -61,14 +62,22 @@ async def monitor(
     settings = settings_of(runtime)
     supervisor = supervisor_for(state["run_id"], settings)
     supervisor.sync(state, settings, config)
-    # A prompt ``send`` found its server gone for is moved now, not after the others end.
-    jobs_now = (state.get("jobs") or {}).values()
-    if not any((job["outcome"] or {}).get("server_lost") for job in jobs_now):
-        await supervisor.wait()
+    events: list[dict[str, Any]] = []
+
+    def stream(noted: list[dict[str, Any]]) -> None:
+        for record in noted:
+            runtime.stream_writer({"event": record})
+        events.extend(noted)  # and into the run's log with this step
+
+    # An ending not handled yet (a prompt ``send`` found its server gone for, an
+    # outcome recorded with requests for a person) is handled now, not after
+    # the other turns end.
+    if not (ended_jobs(state, "task") or ended_jobs(state, "review")) and not (
+        ended_jobs(state, "planner") and not state.get("plan")
+    ):
+        await supervisor.wait(stream)
     ready, aborted = supervisor.take()
-    events = supervisor.take_events()
-    for noted in events:
-        runtime.stream_writer({"event": noted})
+    stream(supervisor.take_events())
     tasks: dict[str, TaskRecord] = {}
     jobs: dict[str, PromptJob | None] = {}
     waiting: list[dict[str, Any]] = []
@@ -80,6 +89,8 @@ async def monitor(
     for item in ready:
         if item.outcome is None:
             waiting += item.asked
+            if item.abort is not None:
+                jobs[item.owner] = item.saved_job()  # the abort holds over the person's answer
             if item.standing_changed and item.task:
                 tasks[item.task] = TaskRecord(id=item.task, answers=item.standing)
             continue

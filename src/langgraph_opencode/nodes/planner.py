@@ -155,8 +155,8 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
     job = (state.get("jobs") or {}).get(PLANNER)
     feedback = state.get("plan_feedback") or ""
     attempts = state.get("plan_attempts") or 0
-    if state.get("plan"):
-        return {}
+    if state.get("plan") or state.get("error"):
+        return {}  # planned, or stopped (a refused prompt): nothing more to ask
     if job is None:
         return await _first_prompt(state, settings, runtime, attempts=1)
     lost = (job["outcome"] or {}).get("server_lost")

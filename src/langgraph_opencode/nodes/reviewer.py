@@ -80,7 +80,7 @@ def _failed(task_id: str, reason: str) -> TaskRecord:
     return failure(task_id, reason, None)[0]  # its event is noted by the caller
 
 
-_EARLIER = frozenset({"rework", "rework_checks", "conflict", "earlier"})
+_EARLIER = frozenset({"rework", "rework_checks", "conflict", "resume", "earlier"})
 """Prompt parts that ask more than the task itself: a moved task's new session gets them."""
 
 
