@@ -589,6 +589,7 @@ async def test_config_reaches_the_server(tmp_path: Path) -> None:
         agents = {agent["name"]: agent for agent in (await client.get("/agent")).json()}
     assert served["autoupdate"] is False
     assert served["share"] == "disabled"
+    assert served["snapshot"] is False  # the server knows the key: no undo copies per step
     assert served["permission"]["question"] == "deny"
     assert served["agent"][PLANNER_AGENT]["prompt"].startswith(PLANNER_PROMPT_HEADER)
 
