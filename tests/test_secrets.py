@@ -38,7 +38,7 @@ async def test_password_and_provider_key_never_reach_checkpoints_reports_or_logs
     passwords: list[str] = []
 
     def remember(event: dict[str, object]) -> None:
-        from langgraph_opencode.graph import services
+        from langgraph_opencode.core import services
 
         passwords.extend(p.get_secret_value() for p in services._passwords.values())
 
