@@ -283,6 +283,8 @@ class Supervisor:
 
     def __init__(self, run_id: str, settings: RunSettings) -> None:
         self.loop = asyncio.get_running_loop()
+        self.started_at = time.time()
+        """When this supervisor started (prompts sent before it were sent by an earlier process)."""
         self.run_id = run_id
         self.settings = settings
         self.config: RunnableConfig | None = None
@@ -367,10 +369,16 @@ class Supervisor:
                 break
             self.changed.clear()
             await self.changed.wait()
-        fresh = [item.looked.wait() for item in self.items.values() if not item.looked.is_set()]
+        fresh = [
+            item.looked.wait()
+            for item in self.items.values()
+            if not item.looked.is_set() and float(item.job.get("sent_at") or 0.0) < self.started_at
+        ]
         if fresh:
-            # A fresh start: several sessions may have ended while nobody listened;
-            # take them in one step rather than one step each.
+            # A fresh start (prompts sent before this supervisor, by an earlier process):
+            # several sessions may have ended while nobody listened; take them in one
+            # step rather than one step each. A prompt sent since is followed from its
+            # sending, so nothing of it can have been missed: no wait for it.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*fresh), _FIRST_LOOK)
         await asyncio.sleep(0)  # followers take the events already queued
