@@ -210,7 +210,6 @@ async def send(
         return {}
     settings = settings_of(runtime)
     supervisor = supervisor_for(state["run_id"], settings)
-    supervisor.sync(state, settings, config)
     tasks: dict[str, TaskRecord] = {}
     sent_jobs: dict[str, PromptJob | None] = {}
     update: dict[str, Any] = {}
