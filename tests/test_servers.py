@@ -23,6 +23,7 @@ from langgraph_opencode import ConfigurationError, RunSettings, aorchestrate, ar
 from langgraph_opencode.api import checkpoint_path
 from langgraph_opencode.cli.commands import _settings, resume_command
 from langgraph_opencode.cli.parser import build_parser
+from langgraph_opencode.core import supervisor
 from langgraph_opencode.core.services import least_loaded
 from langgraph_opencode.errors import (
     AuthenticationError,
@@ -151,12 +152,17 @@ async def test_check_commands_see_neither_servers_password(
 
 
 async def _killed_while_hanging(
-    run: asyncio.Task[RunReport], hold: Hang, doomed: OpenCodeServer
+    run: asyncio.Task[RunReport],
+    hold: Hang,
+    doomed: OpenCodeServer,
+    killed: asyncio.Event | None = None,
 ) -> RunReport:
-    """Kill ``doomed`` once a model call hangs on ``hold``; the run's report."""
+    """Kill ``doomed`` once a model call hangs on ``hold`` (then set ``killed``); the report."""
     try:
         assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT), "no call hung"
         await doomed.kill()
+        if killed is not None:
+            killed.set()
         return await asyncio.wait_for(run, TIMEOUT * 2)
     finally:
         hold.release()
@@ -287,17 +293,34 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
     assert_no_prompt_twice(model)
 
 
+def _hold_first_read_back(monkeypatch: pytest.MonkeyPatch, url: str, until: asyncio.Event) -> None:
+    """Make the supervisor's first read-back of a session on ``url`` wait for ``until``."""
+    real = supervisor.descendants
+
+    async def late(client: OpenCodeClient, *args: Any, **kwargs: Any) -> list[str]:
+        if client.base_url == url.rstrip("/"):
+            await until.wait()
+        return await real(client, *args, **kwargs)
+
+    monkeypatch.setattr(supervisor, "descendants", late)
+
+
 LOST_TURN_TOKENS = 50_000
 """What the turn that dies with its server had used: far more than the rest of the run."""
 
 
+@pytest.mark.parametrize("read_back", ["before", "never"])
 async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
     model: ScriptedModelServer,
     opencode_server: OpenCodeServer,
     make_opencode_server: Callable[..., OpenCodeServer],
     monkeypatch: pytest.MonkeyPatch,
     git_repo: Path,
+    read_back: str,
 ) -> None:
+    """``never``: the server dies before the turn's follower could read it back
+    (as on a busy machine); what the event stream said before still counts."""
+    killed = asyncio.Event()
     hold = Hang()  # the second model call, on the server that will die, never answers
     model.script(
         Conversation(
@@ -314,6 +337,8 @@ async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
     )
     monkeypatch.setenv(FIRST_ENV, opencode_server.password.get_secret_value())
     async with make_opencode_server() as doomed:
+        if read_back == "never":
+            _hold_first_read_back(monkeypatch, doomed.url, killed)
         run = asyncio.create_task(
             aorchestrate(
                 "one file",
@@ -326,7 +351,7 @@ async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
                 ),
             )
         )
-        report = await _killed_while_hanging(run, hold, doomed)
+        report = await _killed_while_hanging(run, hold, doomed, killed)
 
     assert report.status == "completed", report.to_markdown()
     a = _by_id(report)["a"]

@@ -58,6 +58,8 @@ from langgraph_opencode.core.services import (
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, PromptJob
 from langgraph_opencode.errors import NotFoundError, OpenCodeHTTPError
+from langgraph_opencode.tools.opencode.client import OpenCodeClient
+from langgraph_opencode.tools.opencode.events import Subscription
 from langgraph_opencode.tools.opencode.models import Event, Message, PromptOutcome, TokenUsage
 from langgraph_opencode.tools.opencode.runs import (
     descendants,
@@ -67,6 +69,9 @@ from langgraph_opencode.tools.opencode.runs import (
 )
 
 __all__ = ["Supervisor", "Tracked", "close_supervisor", "supervisor_for"]
+
+_STREAM_END = 2.0
+"""How long a follower whose server stopped answering waits for the rest of its event stream."""
 
 _WATCHDOG = 5.0
 """With no event for this long, a session's state is read back from the server."""
@@ -632,60 +637,71 @@ class Supervisor:
 
     async def _follow(self, item: Tracked) -> None:
         services = self.services[item.server] = await services_for(self.settings, item.server)
-        job, client = item.job, services.client
-        with services.hub.subscribe(session_ids={job["session_id"]}, descendants=True) as sub:
-            # Subagents started before: their requests and life count too.
-            children = await descendants(client, job["session_id"], job["directory"])
-            sub.add_sessions(children)
-            item.family = sub.session_ids or set()
-            state = await reconcile(
-                client, job["session_id"], job["directory"], job["message_id"], family=children
-            )
-            if (
-                state.outcome is not None
-                and state.status == "idle"
-                and state.outcome.kind != "incomplete"
-            ):
-                self._record(item, state.outcome)
-                return
-            # What the turn did before (tokens, running tools, its last sign of life)
-            # is known before the watchdogs look at it.
-            item.seed(state.answers)
-            for child in children:
-                with contextlib.suppress(NotFoundError):  # deleted since
-                    messages = await client.messages(child, job["directory"], limit=20)
-                    item.seed(messages, own=False)
-            item.looked.set()
-            if (state.permissions or state.questions) and await self._answer_permissions(item):
-                return  # asked while nobody listened: a person must answer
-            # Idle with an answer not final yet: its final message.updated is due.
-            idle = (
-                state.status == "idle"
-                and state.outcome is not None
-                and state.outcome.message_id is not None
-            )
-            while True:
-                try:
-                    outcome = await wait_for_outcome(
-                        client,
-                        sub,
-                        job["session_id"],
-                        job["directory"],
-                        job["message_id"],
-                        timeout=self.settings.turn_timeout,
-                        watchdog=_WATCHDOG,
-                        on_event=item.observe,
-                        idle=idle,
-                    )
-                    idle = False
-                except TimeoutError:
-                    continue  # the watcher aborts a turn past its time
-                if outcome.kind == "needs_input":
-                    if await self._answer_permissions(item):
-                        return
-                    continue
-                self._record(item, outcome)
-                return
+        with services.hub.subscribe(session_ids={item.job["session_id"]}, descendants=True) as sub:
+            try:
+                await self._follow_with(item, services.client, sub)
+            except UNREACHABLE:
+                # The server went away, perhaps while the turn was still being
+                # read back: what it said before (its usage above all) counts.
+                await services.hub.wait_closed(_STREAM_END)
+                for ev in sub.drain():
+                    item.observe(ev)
+                raise
+
+    async def _follow_with(self, item: Tracked, client: OpenCodeClient, sub: Subscription) -> None:
+        job = item.job
+        # Subagents started before: their requests and life count too.
+        children = await descendants(client, job["session_id"], job["directory"])
+        sub.add_sessions(children)
+        item.family = sub.session_ids or set()
+        state = await reconcile(
+            client, job["session_id"], job["directory"], job["message_id"], family=children
+        )
+        if (
+            state.outcome is not None
+            and state.status == "idle"
+            and state.outcome.kind != "incomplete"
+        ):
+            self._record(item, state.outcome)
+            return
+        # What the turn did before (tokens, running tools, its last sign of life)
+        # is known before the watchdogs look at it.
+        item.seed(state.answers)
+        for child in children:
+            with contextlib.suppress(NotFoundError):  # deleted since
+                messages = await client.messages(child, job["directory"], limit=20)
+                item.seed(messages, own=False)
+        item.looked.set()
+        if (state.permissions or state.questions) and await self._answer_permissions(item):
+            return  # asked while nobody listened: a person must answer
+        # Idle with an answer not final yet: its final message.updated is due.
+        idle = (
+            state.status == "idle"
+            and state.outcome is not None
+            and state.outcome.message_id is not None
+        )
+        while True:
+            try:
+                outcome = await wait_for_outcome(
+                    client,
+                    sub,
+                    job["session_id"],
+                    job["directory"],
+                    job["message_id"],
+                    timeout=self.settings.turn_timeout,
+                    watchdog=_WATCHDOG,
+                    on_event=item.observe,
+                    idle=idle,
+                )
+                idle = False
+            except TimeoutError:
+                continue  # the watcher aborts a turn past its time
+            if outcome.kind == "needs_input":
+                if await self._answer_permissions(item):
+                    return
+                continue
+            self._record(item, outcome)
+            return
 
     async def _forced_outcome(self, item: Tracked) -> PromptOutcome:
         """The outcome of a turn still busy long after its abort, with the usage it had."""

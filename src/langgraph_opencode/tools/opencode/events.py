@@ -126,6 +126,17 @@ class Subscription:
             raise EventStreamError(str(event.properties.get("reason", "the event hub stopped")))
         return event
 
+    def drain(self) -> list[Event]:
+        """The events queued now, taken without waiting (the hub's end is left queued)."""
+        events: list[Event] = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event.type == _CLOSED:
+                self._queue.put_nowait(event)
+                break
+            events.append(event)
+        return events
+
     def close(self) -> None:
         """Stop receiving events."""
         self._hub.unsubscribe(self)
@@ -189,6 +200,8 @@ class EventHub:
         """Called with every event before routing; may be set or replaced at any time."""
         self._subscriptions: list[Subscription] = []
         self._connected = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._closed.set()
         self._changed = asyncio.Event()
         self._fatal: AuthenticationError | None = None
         self._task: asyncio.Task[None] | None = None
@@ -223,7 +236,7 @@ class EventHub:
             task.cancel()
             # Wait without swallowing a cancellation aimed at the caller.
             await asyncio.wait({task})
-        self._connected.clear()
+        self._set_connected(False)
         self._close_subscriptions("the event hub stopped")
 
     def _close_subscriptions(self, reason: str) -> None:
@@ -258,6 +271,21 @@ class EventHub:
                 f"the event stream of {self._client.base_url} did not open within {timeout:g} s"
                 + (f" (last error: {self.last_error})" if self.last_error else "")
             ) from None
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected:
+            self._closed.clear()
+            self._connected.set()
+        else:
+            self._connected.clear()
+            self._closed.set()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until the stream is closed (so every frame sent before is routed); whether it is."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._closed.wait()
+        return self._closed.is_set()
 
     def subscribe(
         self,
@@ -303,7 +331,7 @@ class EventHub:
             except AuthenticationError as exc:
                 # A wrong password will not get better by retrying.
                 self._fatal = exc
-                self._connected.clear()
+                self._set_connected(False)
                 self._changed.set()
                 self._close_subscriptions(f"the event stream was refused: {exc}")
                 return
@@ -315,7 +343,7 @@ class EventHub:
                 logger.exception("event stream reader failed; reconnecting")
                 self.last_error = f"{type(exc).__name__}: {exc}"
             was_connected = self._connected.is_set()
-            self._connected.clear()
+            self._set_connected(False)
             if was_connected:
                 backoff = 0.05
             logger.info("event stream lost (%s); reconnecting in %.2f s", self.last_error, backoff)
@@ -349,7 +377,7 @@ class EventHub:
                     continue
                 if event.type == "server.connected":
                     self.connections += 1
-                    self._connected.set()
+                    self._set_connected(True)
                     self._changed.set()
                     if self.connections > 1:
                         self._dispatch(Event(type=RECONNECTED))
