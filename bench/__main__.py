@@ -43,7 +43,7 @@ async def _run(args: argparse.Namespace) -> None:
     if "scaling" in args.only:
         verdicts += await orchestration.main(args.n, args.parallel)
     if "pipeline" in args.only:
-        verdicts += await pipeline.main(args.pipeline_n)
+        verdicts += await pipeline.main(args.pipeline_n, runs=1 if args.quick else 3)
         print()
     if verdicts:
         print("Targets:")

@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_opencode import RunSettings, aorchestrate
 from langgraph_opencode.api import checkpoint_path
+from langgraph_opencode.checkpoints import RunSqliteSaver
 from langgraph_opencode.core.services import services_for
 from langgraph_opencode.core.supervisor import Supervisor, Tracked
 from langgraph_opencode.nodes._prompts import worker_prompt
@@ -126,8 +126,8 @@ class _ActTimes:
                     self.acted.setdefault((job["session_id"], job["message_id"]), now)
 
 
-def _timed_saver(acts: _ActTimes) -> type[AsyncSqliteSaver]:
-    class TimedSaver(AsyncSqliteSaver):
+def _timed_saver(acts: _ActTimes) -> type[RunSqliteSaver]:
+    class TimedSaver(RunSqliteSaver):
         async def aput_writes(
             self,
             config: RunnableConfig,

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_opencode.api import checkpoint_path
+from langgraph_opencode.checkpoints import RunSqliteSaver
 from langgraph_opencode.graph.builder import compile_graph
 from langgraph_opencode.testing import (
     Conversation,
@@ -326,7 +326,7 @@ async def checkpointed_next(repo: Path, run_id: str) -> tuple[str, ...]:
     applies those writes and runs the nodes they lead to (``branch:to:<node>``).
     """
     config: Any = {"configurable": {"thread_id": run_id}}
-    async with AsyncSqliteSaver.from_conn_string(
+    async with RunSqliteSaver.from_conn_string(
         str(checkpoint_path(await Repo.open(repo)))
     ) as saver:
         snapshot = await compile_graph(saver).aget_state(config)
@@ -348,7 +348,7 @@ async def checkpointed_next(repo: Path, run_id: str) -> tuple[str, ...]:
 async def checkpointed_values(repo: Path, run_id: str) -> dict[str, Any]:
     """The run's state as last checkpointed."""
     config: Any = {"configurable": {"thread_id": run_id}}
-    async with AsyncSqliteSaver.from_conn_string(
+    async with RunSqliteSaver.from_conn_string(
         str(checkpoint_path(await Repo.open(repo)))
     ) as saver:
         return dict((await compile_graph(saver).aget_state(config)).values)
@@ -357,7 +357,7 @@ async def checkpointed_values(repo: Path, run_id: str) -> dict[str, Any]:
 async def edit_checkpoint(repo: Path, run_id: str, values: dict[str, Any], as_node: str) -> None:
     """Write ``values`` into the run's state as if node ``as_node`` had returned them."""
     config: Any = {"configurable": {"thread_id": run_id}}
-    async with AsyncSqliteSaver.from_conn_string(
+    async with RunSqliteSaver.from_conn_string(
         str(checkpoint_path(await Repo.open(repo)))
     ) as saver:
         await compile_graph(saver).aupdate_state(config, values, as_node=as_node)

@@ -17,7 +17,13 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.core.state import JobRole, OrchestratorState, PromptJob, PromptPart
+from langgraph_opencode.core.state import (
+    AnswerSchema,
+    JobRole,
+    OrchestratorState,
+    PromptJob,
+    PromptPart,
+)
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
 from langgraph_opencode.tools.opencode.config import WORKER_AGENT
 
@@ -130,7 +136,7 @@ def new_job(
     model: str,
     prompt: list[PromptPart],
     server: str,
-    schema: dict[str, Any] | None = None,
+    schema: AnswerSchema | None = None,
 ) -> PromptJob:
     """A prompt, recorded with its message id before it is sent."""
     return PromptJob(

@@ -44,6 +44,7 @@ __all__ = [
     "SNAPSHOT_EVERY",
     "TERMINAL_STATUSES",
     "AbortKind",
+    "AnswerSchema",
     "JobRole",
     "OrchestratorInput",
     "OrchestratorOutput",
@@ -77,6 +78,10 @@ class PromptPart(TypedDict):
     args: dict[str, Any]
 
 
+AnswerSchema = Literal["plan", "verdict"]
+"""The structured answers a prompt can ask for: the planner's plan, the reviewer's verdict."""
+
+
 class PromptJob(TypedDict):
     """One prompt, recorded before it is sent.
 
@@ -89,9 +94,13 @@ class PromptJob(TypedDict):
         model: ``provider/model``, or empty for the agent's default.
         prompt: Its parts, rendered and joined when it is sent
             (``nodes._prompts.prompt_text``); the state holds no prompt text.
-        schema: A JSON schema for a structured answer, if one is wanted.
+        schema: The JSON schema a structured answer must follow, if one is
+            wanted: by name (see :data:`AnswerSchema`; the schema itself is
+            made when the prompt is sent, not stored), or whole in runs from
+            before 2026-12-01.
         sent: Whether the server accepted it (set after sending).
-        outcome: How its run ended (a ``PromptOutcome`` as a dict), once known.
+        outcome: How its run ended (a ``PromptOutcome`` as a dict, its fields at
+            their defaults left out: read them with ``.get``), once known.
         sent_at: When the server accepted it (seconds since the epoch); the
             turn's clocks run from here, over monitor re-entries and resumes.
         active_at: The last sign of life seen (seconds since the epoch), kept
@@ -114,7 +123,7 @@ class PromptJob(TypedDict):
     agent: str
     model: str
     prompt: list[PromptPart]
-    schema: dict[str, Any] | None
+    schema: AnswerSchema | dict[str, Any] | None
     sent: bool
     outcome: dict[str, Any] | None
     sent_at: NotRequired[float]

@@ -145,6 +145,10 @@ class Tracked:
     lost: str = ""
     """The URL of the job's server, once that server is gone."""
     standing_changed: bool = False
+    events: Subscription | None = None
+    """Its session's events, subscribed to before the prompt was sent (see
+    :meth:`Supervisor.fresh`): nothing of the turn can have been missed, so it
+    needs no read-back. Its follower takes it over."""
 
     def __post_init__(self) -> None:
         now = time.time()
@@ -308,12 +312,41 @@ class Supervisor:
         self.lost: set[str] = set()
         """URLs of servers found gone (their event is given once)."""
         self.services: dict[str, Services] = {}
+        self.inherited: set[str] | None = None
+        """Message ids of the prompts in the state when this supervisor first saw it
+        (an earlier process may have sent them); ``None`` until then."""
+        self.attempted: set[str] = set()
+        """Message ids of the prompts this process has tried to send."""
 
-    # -- what the monitor node calls ---------------------------------------------------
+    # -- what the nodes call -----------------------------------------------------------
+
+    def fresh(self, job: PromptJob) -> bool:
+        """Whether no process can have sent ``job`` yet.
+
+        It was recorded since this supervisor first saw the state, and not tried
+        here. Such a prompt need not be looked for on the server before it is
+        sent, nor read back after.
+        """
+        message_id = job["message_id"]
+        return (
+            self.inherited is not None
+            and message_id not in self.inherited
+            and message_id not in self.attempted
+        )
+
+    def sending(self, job: PromptJob) -> None:
+        """Note that ``job`` is being sent now (from here on it may have arrived)."""
+        self.attempted.add(job["message_id"])
+
+    # -- what the step wrapper and the monitor node call -------------------------------
 
     def sync(self, state: OrchestratorState, settings: RunSettings, config: RunnableConfig) -> None:
         """Follow every prompt out in ``state``; forget those no longer out."""
         self.settings, self.config = settings, config
+        if self.inherited is None:
+            self.inherited = {
+                job["message_id"] for job in (state.get("jobs") or {}).values() if job
+            }
         self.run_cost_spent = float(state.get("cost") or 0.0)
         out = outstanding(state)
         for owner in list(self.items):
@@ -329,15 +362,25 @@ class Supervisor:
                 continue
             self.follow(owner, job, tasks.get(task_of(owner) or "") or {})
 
-    def follow(self, owner: str, job: PromptJob, record: Mapping[str, Any]) -> None:
+    def follow(
+        self,
+        owner: str,
+        job: PromptJob,
+        record: Mapping[str, Any],
+        events: Subscription | None = None,
+    ) -> None:
         """Follow one prompt the server took (``send`` hands each over at once); once only.
 
         ``record``: its task's record (tokens so far, a person's standing answers).
+        ``events``: its session's events, subscribed to before it was sent
+        (taken over, and closed once done with).
         """
         known = self.items.get(owner)
         if known is not None and known.job["message_id"] == job["message_id"]:
             follower = self.followers.get(owner)
             if known.ready or (follower is not None and not follower.done()):
+                if events is not None:
+                    events.close()
                 self._keep_watching()
                 return
             # Its follower failed (the failure was raised once): follow it afresh.
@@ -349,6 +392,7 @@ class Supervisor:
             base_tokens=int(record.get("tokens") or 0),
             server=str(job.get("server") or next(iter(self.settings.servers()), "")),
             standing=list(record.get("answers") or []),
+            events=events,
         )
         self.items[owner] = item
         self.followers[owner] = asyncio.create_task(self._follow_until_known(item))
@@ -434,7 +478,10 @@ class Supervisor:
     # -- inside -----------------------------------------------------------------------
 
     def _forget(self, owner: str) -> None:
-        self.items.pop(owner, None)
+        item = self.items.pop(owner, None)
+        if item is not None and item.events is not None:
+            item.events.close()  # its follower never started
+            item.events = None
         follower = self.followers.pop(owner, None)
         if follower is not None and not follower.done():
             follower.cancel()
@@ -636,10 +683,25 @@ class Supervisor:
             item.looked.set()
 
     async def _follow(self, item: Tracked) -> None:
-        services = self.services[item.server] = await services_for(self.settings, item.server)
-        with services.hub.subscribe(session_ids={item.job["session_id"]}, descendants=True) as sub:
+        opened, item.events = item.events, None
+        try:
+            services = await services_for(self.settings, item.server)
+        except BaseException:
+            if opened is not None:
+                opened.close()
+            raise
+        self.services[item.server] = services
+        with opened or services.hub.subscribe(
+            session_ids={item.job["session_id"]}, descendants=True
+        ) as sub:
             try:
-                await self._follow_with(item, services.client, sub)
+                if opened is None:
+                    await self._read_back(item, services.client, sub)
+                else:
+                    # Subscribed to before the prompt went: nothing of it was missed.
+                    item.family = sub.session_ids or set()
+                    item.looked.set()
+                    await self._wait_out(item, services.client, sub)
             except UNREACHABLE:
                 # The server went away, perhaps while the turn was still being
                 # read back: what it said before (its usage above all) counts.
@@ -648,7 +710,8 @@ class Supervisor:
                     item.observe(ev)
                 raise
 
-    async def _follow_with(self, item: Tracked, client: OpenCodeClient, sub: Subscription) -> None:
+    async def _read_back(self, item: Tracked, client: OpenCodeClient, sub: Subscription) -> None:
+        """Follow a turn that may have done anything before ``sub`` was opened."""
         job = item.job
         # Subagents started before: their requests and life count too.
         children = await descendants(client, job["session_id"], job["directory"])
@@ -680,6 +743,13 @@ class Supervisor:
             and state.outcome is not None
             and state.outcome.message_id is not None
         )
+        await self._wait_out(item, client, sub, idle=idle)
+
+    async def _wait_out(
+        self, item: Tracked, client: OpenCodeClient, sub: Subscription, *, idle: bool = False
+    ) -> None:
+        """Follow the turn's events (answering its permissions) until its outcome is recorded."""
+        job = item.job
         while True:
             try:
                 outcome = await wait_for_outcome(
@@ -692,6 +762,7 @@ class Supervisor:
                     watchdog=_WATCHDOG,
                     on_event=item.observe,
                     idle=idle,
+                    structured=job["schema"] is not None,
                 )
                 idle = False
             except TimeoutError:

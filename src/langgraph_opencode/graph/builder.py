@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
 from langgraph_opencode.core.jobs import outstanding, unsent
@@ -41,8 +42,9 @@ from langgraph_opencode.core.state import (
     OrchestratorState,
 )
 from langgraph_opencode.graph._steps import step
+from langgraph_opencode.nodes._common import settings_of
 from langgraph_opencode.nodes.approval import approve_plan
-from langgraph_opencode.nodes.dispatcher import dispatch, send
+from langgraph_opencode.nodes.dispatcher import dispatch, dispatch_due, send
 from langgraph_opencode.nodes.finalize import finalize
 from langgraph_opencode.nodes.human import ask_human
 from langgraph_opencode.nodes.merge import merge
@@ -80,13 +82,13 @@ def _after_approval(state: OrchestratorState) -> Literal["dispatch", "plan", "ap
 _Onward = Literal["dispatch", "send", "monitor", "finalize"]
 
 
-def _onward(state: OrchestratorState) -> _Onward:
+def _onward(state: OrchestratorState, runtime: Runtime[RunSettings]) -> _Onward:
     """Where the loop goes once the ended prompts are handled and the approved work merged."""
     tasks = state.get("tasks") or {}
     if tasks and all(record.get("status") in TERMINAL_STATUSES for record in tasks.values()):
         return "finalize"
-    if any(record.get("status", "pending") == "pending" for record in tasks.values()):
-        return "dispatch"  # maybe a slot is free, or a task is blocked now
+    if dispatch_due(state, settings_of(runtime)):
+        return "dispatch"  # a slot is free for a ready task, or a task is blocked now
     if unsent(state):
         return "send"
     if outstanding(state):
@@ -105,16 +107,16 @@ def _after_monitor(state: OrchestratorState) -> Literal["ask_human", "plan", "re
 
 
 def _after_review(
-    state: OrchestratorState,
+    state: OrchestratorState, runtime: Runtime[RunSettings]
 ) -> Literal["merge", "dispatch", "send", "monitor", "finalize"]:
     tasks = state.get("tasks") or {}
     if any(record.get("status") == "approved" for record in tasks.values()):
         return "merge"
-    return _onward(state)
+    return _onward(state, runtime)
 
 
-def _after_merge(state: OrchestratorState) -> _Onward:
-    return _onward(state)
+def _after_merge(state: OrchestratorState, runtime: Runtime[RunSettings]) -> _Onward:
+    return _onward(state, runtime)
 
 
 def _after_dispatch(state: OrchestratorState) -> Literal["send", "monitor", "merge"]:

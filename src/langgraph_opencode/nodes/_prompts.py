@@ -17,15 +17,26 @@ from typing import Any
 from langgraph_opencode.core.jobs import task_of
 from langgraph_opencode.core.state import TERMINAL_STATUSES, OrchestratorState, PromptJob
 from langgraph_opencode.nodes._common import git_run, plan_of
-from langgraph_opencode.plan import Plan, Task
+from langgraph_opencode.plan import Plan, Task, plan_schema
 from langgraph_opencode.prompts import bullet_list, code_block, render
+from langgraph_opencode.review import verdict_schema
 
-__all__ = ["check_report", "prompt_text", "worker_prompt"]
+__all__ = ["answer_schema", "check_report", "prompt_text", "worker_prompt"]
 
 _LISTED_FILES = 300
 """At most this many of the repository's files are listed to the planner."""
 
 _JOINER = "\n\n---\n\n"
+
+
+def answer_schema(job: PromptJob) -> dict[str, Any] | None:
+    """The JSON schema the answer to ``job`` must follow, made now (the state names it)."""
+    schema = job["schema"]
+    if schema == "plan":
+        return plan_schema()
+    if schema == "verdict":
+        return verdict_schema()
+    return schema  # whole (a run from before schemas were named), or none
 
 
 def worker_prompt(plan: Plan, task: Task, *, finished: Collection[str] = ()) -> str:

@@ -18,7 +18,8 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
@@ -41,7 +42,7 @@ from langgraph_opencode.core.services import (
 )
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
-from langgraph_opencode.core.supervisor import supervisor_for
+from langgraph_opencode.core.supervisor import Supervisor, supervisor_for
 from langgraph_opencode.errors import GitError, OpenCodeHTTPError
 from langgraph_opencode.nodes._common import (
     event,
@@ -51,66 +52,104 @@ from langgraph_opencode.nodes._common import (
     server_of,
     settings_of,
 )
-from langgraph_opencode.nodes._prompts import prompt_text
+from langgraph_opencode.nodes._prompts import answer_schema, prompt_text
 from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
-from langgraph_opencode.plan import blocked_by_failure, ready_tasks
+from langgraph_opencode.plan import Task, blocked_by_failure, ready_tasks
+from langgraph_opencode.tools.opencode.events import Subscription
 from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
-__all__ = ["ACTIVE_STATUSES", "dispatch", "send", "server_load"]
+__all__ = ["ACTIVE_STATUSES", "DispatchDue", "dispatch", "dispatch_due", "send", "server_load"]
 
 ACTIVE_STATUSES = frozenset({"working", "checking", "reviewing", "approved"})
+
+
+@dataclass(frozen=True)
+class DispatchDue:
+    """What the dispatcher has to do now, decided from the state and the settings alone."""
+
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Pending tasks that can never start (a dependency failed), with why."""
+    lost: list[str] = field(default_factory=list)
+    """Tasks under way without a prompt out (an internal error): failed."""
+    unaffordable: list[str] = field(default_factory=list)
+    """Pending tasks not started because the run's cost budget is spent."""
+    start: list[Task] = field(default_factory=list)
+    """Ready tasks to start now, within the parallel limit."""
+
+    def __bool__(self) -> bool:
+        return bool(self.blocked or self.lost or self.unaffordable or self.start)
+
+
+def dispatch_due(state: OrchestratorState, settings: RunSettings) -> DispatchDue:
+    """What :func:`dispatch` would do (the edges take it only when there is something)."""
+    tasks = state.get("tasks") or {}
+    if not state.get("plan") or not tasks:
+        return DispatchDue()
+    plan = plan_of(state)
+    status = {task_id: record.get("status", "pending") for task_id, record in tasks.items()}
+    merged = {t for t, s in status.items() if s == "merged"}
+    failed = {t for t, s in status.items() if s in ("failed", "blocked")}
+    jobs = state.get("jobs") or {}
+    blocked: dict[str, str] = {}
+    for task_id in blocked_by_failure(plan, failed):
+        if status.get(task_id) == "pending":
+            reasons = [d for d in plan.task(task_id).depends_on if d in failed]
+            blocked[task_id] = "blocked: its dependency " + ", ".join(reasons) + " did not finish"
+    # A task under way always has a prompt out, except an approved one
+    # waiting for its merge; anything else would wait forever.
+    lost = [
+        task_id
+        for task_id in tasks
+        if status[task_id] in ("working", "reviewing") and task_job(jobs, task_id) is None
+    ]
+    limit = settings.run_cost_budget
+    unaffordable: list[str] = []
+    if limit and float(state.get("cost") or 0.0) >= limit:
+        # The money is spent: start nothing more (running work ends on its own).
+        unaffordable = [
+            t for t, s in status.items() if s == "pending" and t not in blocked and t not in lost
+        ]
+    decided = set(blocked) | set(lost) | set(unaffordable)
+    active = sum(1 for t, s in status.items() if s in ACTIVE_STATUSES and t not in decided)
+    slots = settings.max_parallel - active
+    ready = [
+        task
+        for task in ready_tasks(plan, merged)
+        if status.get(task.id, "pending") == "pending" and task.id not in decided
+    ]
+    return DispatchDue(
+        blocked=blocked, lost=lost, unaffordable=unaffordable, start=ready[: max(slots, 0)]
+    )
 
 
 async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[str, Any]:
     """Start the ready tasks, up to the parallel limit; block those that cannot start."""
     settings = settings_of(runtime)
-    plan = plan_of(state)
-    tasks = state.get("tasks") or {}
-    status = {task_id: record.get("status", "pending") for task_id, record in tasks.items()}
-    merged = {t for t, s in status.items() if s == "merged"}
-    failed = {t for t, s in status.items() if s in ("failed", "blocked")}
-    jobs = state.get("jobs") or {}
+    due = dispatch_due(state, settings)
     updates: dict[str, TaskRecord] = {}
     events: list[dict[str, Any]] = []
-    for task_id in blocked_by_failure(plan, failed):
-        if status.get(task_id) == "pending":
-            reasons = [d for d in plan.task(task_id).depends_on if d in failed]
-            reason = "blocked: its dependency " + ", ".join(reasons) + " did not finish"
-            updates[task_id] = TaskRecord(
-                id=task_id, status="blocked", reason=reason, finished_at=time.time()
-            )
-            events.append(event("blocked", f"{task_id} {reason}", runtime, task=task_id))
-    for task_id in tasks:
-        # A task under way always has a prompt out, except an approved one
-        # waiting for its merge; anything else would wait forever.
-        if status[task_id] in ("working", "reviewing") and task_job(jobs, task_id) is None:
-            reason = "lost track of its prompt (an internal error); its work is kept on its branch"
-            updates[task_id], note = failure(task_id, reason, runtime)
-            events.append(note)
-    limit = settings.run_cost_budget
-    if limit and float(state.get("cost") or 0.0) >= limit:
-        # The money is spent: start nothing more (running work ends on its own).
-        for task_id, task_status in status.items():
-            if task_status == "pending" and task_id not in updates:
-                reason = f"not started: the run's cost budget (${limit:.2f}) is spent"
-                updates[task_id], note = failure(task_id, reason, runtime)
-                events.append(note)
-    active = sum(1 for t, s in status.items() if s in ACTIVE_STATUSES and t not in updates)
-    slots = settings.max_parallel - active
-    ready = [
-        task
-        for task in ready_tasks(plan, merged)
-        if status.get(task.id, "pending") == "pending" and task.id not in updates
-    ]
+    for task_id, reason in due.blocked.items():
+        updates[task_id] = TaskRecord(
+            id=task_id, status="blocked", reason=reason, finished_at=time.time()
+        )
+        events.append(event("blocked", f"{task_id} {reason}", runtime, task=task_id))
+    for task_id in due.lost:
+        reason = "lost track of its prompt (an internal error); its work is kept on its branch"
+        updates[task_id], note = failure(task_id, reason, runtime)
+        events.append(note)
+    for task_id in due.unaffordable:
+        reason = f"not started: the run's cost budget (${settings.run_cost_budget:.2f}) is spent"
+        updates[task_id], note = failure(task_id, reason, runtime)
+        events.append(note)
     failed_now = [t for t, r in updates.items() if r.get("status") == "failed"]
-    if slots <= 0 or not ready:
+    if not due.start:
         if not updates:
             return {}
         return {"tasks": updates, "jobs": no_jobs(*failed_now), "events": events}
     new_jobs: dict[str, PromptJob | None] = dict(no_jobs(*failed_now))
     run = await git_run(state)
-    load = server_load(tasks)
-    for task in ready[:slots]:
+    load = server_load(state.get("tasks") or {})
+    for task in due.start:
         try:
             worktree = await run.create_task_worktree(task.id)
         except GitError as exc:
@@ -159,6 +198,13 @@ def server_load(tasks: Mapping[str, TaskRecord]) -> Counter[str]:
     )
 
 
+class _Sent(NamedTuple):
+    refused: str | None = None
+    """Why the prompt cannot go, if it cannot."""
+    events: Subscription | None = None
+    """Its session's events, subscribed to before it was sent (a fresh prompt's)."""
+
+
 async def _send_one(
     state: OrchestratorState,
     owner: str,
@@ -166,39 +212,50 @@ async def _send_one(
     settings: RunSettings,
     url: str,
     config: RunnableConfig,
+    supervisor: Supervisor,
     *,
     worktree: bool,
-) -> str | None:
-    """Send ``job`` unless it arrived already; return why it cannot go, if it cannot.
+) -> _Sent:
+    """Send ``job`` unless it arrived already.
 
     ``worktree``: the job works in a task's worktree, where no other session
     may be at work when it starts (see ``quiet_worktree``).
     """
     services = await services_for(settings, url)
-    if await prompt_arrived(
+    fresh = supervisor.fresh(job)
+    if not fresh and await prompt_arrived(
         services.client, job["session_id"], job["directory"], job["message_id"]
     ):
-        return None
+        return _Sent()
     if worktree and (busy := await quiet_worktree(services, job)):
-        return busy
+        return _Sent(refused=busy)
+    text = await prompt_text(state, owner, job, diff_chars=settings.diff_chars)
+    # A fresh prompt's events are followed from before it goes: none is missed,
+    # and its follower need not read the session back.
+    events = (
+        services.hub.subscribe(session_ids={job["session_id"]}, descendants=True) if fresh else None
+    )
+    supervisor.sending(job)
     try:
         await services.tools.send_prompt.ainvoke(
             {
                 "session_id": job["session_id"],
                 "directory": job["directory"],
-                "text": await prompt_text(state, owner, job, diff_chars=settings.diff_chars),
+                "text": text,
                 "agent": job["agent"],
                 "model": job["model"] or None,
                 "message_id": job["message_id"],
-                "json_schema": job["schema"],
+                "json_schema": answer_schema(job),
             },
             config,
         )
-    except OpenCodeHTTPError as exc:
-        if exc.retryable:
-            raise  # a server error: resuming later sends it again
-        return f"the server refused the prompt: {exc}"
-    return None
+    except BaseException as exc:
+        if events is not None:
+            events.close()
+        if isinstance(exc, OpenCodeHTTPError) and not exc.retryable:
+            return _Sent(refused=f"the server refused the prompt: {exc}")
+        raise  # a server error: resuming later sends it again
+    return _Sent(events=events)
 
 
 async def send(
@@ -224,8 +281,15 @@ async def send(
         try:
             for attempt in itertools.count():
                 try:
-                    refused = await _send_one(
-                        state, owner, job, settings, url, config, worktree=task_id is not None
+                    sent_now = await _send_one(
+                        state,
+                        owner,
+                        job,
+                        settings,
+                        url,
+                        config,
+                        supervisor,
+                        worktree=task_id is not None,
                     )
                     break
                 except UNREACHABLE:
@@ -246,8 +310,8 @@ async def send(
                 )
             )
             continue
-        if refused is not None:
-            reason = refused
+        if sent_now.refused is not None:
+            reason = sent_now.refused
             if task_id is None:
                 update["error"] = reason
                 note = event("failed", f"planner: {reason}", runtime)
@@ -258,7 +322,7 @@ async def send(
             continue
         sent_jobs[owner] = sent = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
         # Followed from now on, not from the monitor's next step.
-        supervisor.follow(owner, sent, record)
+        supervisor.follow(owner, sent, record, sent_now.events)
     for task_id, remaining in left.items():
         tasks.setdefault(task_id, TaskRecord(id=task_id))["left_behind"] = remaining
     if tasks:

@@ -40,7 +40,8 @@ def _ended(
 ) -> tuple[PromptJob, TaskRecord | None]:
     """The job with its outcome recorded, and its task's usage (``None``: the planner's)."""
     assert item.outcome is not None
-    outcome = item.outcome.model_dump(mode="json")
+    # Fields at their defaults are left out (each is saved with the job): read with ``.get``.
+    outcome = item.outcome.model_dump(mode="json", exclude_defaults=True)
     used = item.base_tokens + item.outcome.tokens.total
     task = item.task
     abort = item.abort or ended_over_budget(used, cost, settings, is_task=task is not None)

@@ -29,7 +29,7 @@ from langgraph_opencode.nodes._common import (
     with_plan,
 )
 from langgraph_opencode.objective import check_objective
-from langgraph_opencode.plan import parse_plan, plan_schema
+from langgraph_opencode.plan import parse_plan
 from langgraph_opencode.run_ids import check_run_id, new_run_id
 from langgraph_opencode.tools.opencode.config import PLANNER_AGENT
 
@@ -140,7 +140,7 @@ async def _first_prompt(
                 agent=PLANNER_AGENT,
                 model=settings.planner_model,
                 prompt=[part("planner")],
-                schema=plan_schema(),
+                schema="plan",
                 server=services.name,
             )
         },
@@ -207,7 +207,7 @@ async def plan(state: OrchestratorState, runtime: Runtime[RunSettings]) -> dict[
                 agent=PLANNER_AGENT,
                 model=settings.planner_model,
                 prompt=[part("planner_retry", problems=problems, previous=previous)],
-                schema=plan_schema(),
+                schema="plan",
                 server=server_of(job, settings),
             )
         },

@@ -64,7 +64,7 @@ from langgraph_opencode.nodes._common import (
 from langgraph_opencode.nodes._worktree import reattach, restart_refresh
 from langgraph_opencode.nodes.dispatcher import server_load
 from langgraph_opencode.plan import Plan, Task
-from langgraph_opencode.review import Verdict, verdict_schema
+from langgraph_opencode.review import Verdict
 from langgraph_opencode.tools.git import GitOperations, RefreshResult
 from langgraph_opencode.tools.opencode.config import REVIEWER_AGENT
 
@@ -179,7 +179,7 @@ class _Reviewer:
             agent=REVIEWER_AGENT,
             model=self.settings.reviewer_model,
             prompt=[part("reviewer")],
-            schema=verdict_schema(),
+            schema="verdict",
             server=url,
         )
         return TaskRecord(

@@ -281,7 +281,12 @@ class OpenCodeClient(ClientTransport):
         return message_id
 
     async def messages(
-        self, session_id: str, directory: str | os.PathLike[str], *, limit: int = 50
+        self,
+        session_id: str,
+        directory: str | os.PathLike[str],
+        *,
+        limit: int = 50,
+        structured: bool = False,
     ) -> list[Message]:
         """Return the last ``limit`` messages of a session, oldest first.
 
@@ -289,9 +294,13 @@ class OpenCodeClient(ClientTransport):
         messages (400, upstream #26929); then they are read one at a time,
         back to the newest structured-output prompt, which appears as a
         placeholder with its id and role only (older messages are left out).
+        ``structured``: the session is known to have had such a prompt, so
+        the walk starts at once (no listing refused first).
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
+        if structured:
+            return await self._messages_one_by_one(session_id, directory, limit)
         path = f"/session/{session_id}/message"
         try:
             raw = await self.request(

@@ -206,8 +206,10 @@ async def _recent_messages(
     session_id: str,
     directory: str | os.PathLike[str],
     user_message_id: str | None,
+    *,
+    structured: bool = False,
 ) -> list[Message]:
-    messages = await client.messages(session_id, directory, limit=100)
+    messages = await client.messages(session_id, directory, limit=100, structured=structured)
     if (
         user_message_id is not None
         and len(messages) == 100
@@ -300,6 +302,7 @@ async def wait_for_outcome(
     boot_grace: float = 30.0,
     on_event: Callable[[Event], None] | None = None,
     idle: bool = False,
+    structured: bool = False,
 ) -> PromptOutcome:
     """Wait until the turn started by ``user_message_id`` has ended.
 
@@ -324,6 +327,9 @@ async def wait_for_outcome(
         idle: The session was just read back idle with its answer not yet
             final (see :func:`reconcile`): the final ``message.updated`` that
             follows ends the wait, as after a ``session.idle`` event.
+        structured: The prompt asked for a structured answer (a JSON
+            schema): its messages are read as the server allows after one
+            (see :meth:`OpenCodeClient.messages`).
 
     A subscription that follows the session's descendants (subagents, see
     ``EventHub.subscribe``) makes their permission requests and questions
@@ -414,7 +420,9 @@ async def wait_for_outcome(
         if idle_event or idle_seen:
             # Read only once the session is idle (or its final message.updated after
             # the idle): the steps before the end need no read-back.
-            messages = await _recent_messages(client, session_id, directory, user_message_id)
+            messages = await _recent_messages(
+                client, session_id, directory, user_message_id, structured=structured
+            )
             final = judge_turn(session_id, messages, user_message_id, idle=False)
         if final is not None and (idle_seen or idle_event):
             # A final answer to this prompt exists, so its turn did start: this
