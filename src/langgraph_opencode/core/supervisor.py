@@ -150,6 +150,12 @@ class Tracked:
     :meth:`Supervisor.fresh`): nothing of the turn can have been missed, so it
     needs no read-back. Its follower takes it over."""
 
+    def unsubscribe(self) -> None:
+        """Close the subscription opened before sending, if its follower never took it."""
+        if self.events is not None:
+            self.events.close()
+            self.events = None
+
     def __post_init__(self) -> None:
         now = time.time()
         # Time spent waiting for a person is not the turn's.
@@ -470,6 +476,8 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for item in self.items.values():
+            item.unsubscribe()
         self.items.clear()
         self.followers.clear()
         self.silent.clear()
@@ -479,9 +487,8 @@ class Supervisor:
 
     def _forget(self, owner: str) -> None:
         item = self.items.pop(owner, None)
-        if item is not None and item.events is not None:
-            item.events.close()  # its follower never started
-            item.events = None
+        if item is not None:
+            item.unsubscribe()
         follower = self.followers.pop(owner, None)
         if follower is not None and not follower.done():
             follower.cancel()
