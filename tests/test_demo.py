@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,32 @@ def test_unknown_command_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "invalid choice: 'fly'" in result.stderr
+
+
+def test_ctrl_c_in_the_demo_says_it_cannot_be_resumed_and_keeps_its_repository() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_opencode.cli", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    repo: Path | None = None
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # ends at EOF if the demo exits first
+            if found := re.search(r"Sample repository: (\S+)", line):
+                repo = Path(found.group(1))
+            if "dispatched" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)  # a guard against a hang
+        assert process.returncode == 130, err
+        assert "a demo cannot be resumed" in err
+        assert repo is not None
+        assert git(repo, "status", "--porcelain") == ""  # left as it was
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if repo is not None:
+            shutil.rmtree(repo.parent, ignore_errors=True)

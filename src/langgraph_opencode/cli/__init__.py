@@ -67,6 +67,15 @@ def _started(out: Output) -> bool:
 
 def _interrupted(args: argparse.Namespace, out: Output) -> int:
     console = out.errors
+    if args.command == "demo":
+        console.print(
+            "[yellow]interrupted[/yellow]: a demo cannot be resumed (its scripted model ran in "
+            "this process); its sample repository, named above, is left as it was: delete it, "
+            "or run `langgraph-opencode demo` again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_INTERRUPTED
     if not _recorded(out):
         console.print("[yellow]interrupted[/yellow]")
         return EXIT_INTERRUPTED
