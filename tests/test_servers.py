@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ from langgraph_opencode.testing import (
 )
 from langgraph_opencode.tools.git import Repo
 from langgraph_opencode.tools.opencode.client import OpenCodeClient
+from langgraph_opencode.tools.opencode.events import EventHub, Subscription
+from langgraph_opencode.tools.opencode.models import TokenUsage
 from langgraph_opencode.tools.opencode.server import OpenCodeServer
 
 pytestmark = pytest.mark.opencode
@@ -156,10 +158,14 @@ async def _killed_while_hanging(
     hold: Hang,
     doomed: OpenCodeServer,
     killed: asyncio.Event | None = None,
+    announced: Awaitable[None] | None = None,
 ) -> RunReport:
-    """Kill ``doomed`` once a model call hangs on ``hold`` (then set ``killed``); the report."""
+    """Kill ``doomed`` once a model call hangs on ``hold`` and ``announced`` is done
+    (then set ``killed``); the report."""
     try:
         assert await asyncio.to_thread(hold.wait_until_hanging, TIMEOUT), "no call hung"
+        if announced is not None:
+            await asyncio.wait_for(announced, TIMEOUT)
         await doomed.kill()
         if killed is not None:
             killed.set()
@@ -309,6 +315,14 @@ LOST_TURN_TOKENS = 50_000
 """What the turn that dies with its server had used: far more than the rest of the run."""
 
 
+async def _costly_step(events: Subscription) -> None:
+    """Return once ``events`` carry an assistant message with the costly step's usage."""
+    async for event in events:
+        info = event.properties.get("info") or {}
+        if TokenUsage.from_server(info.get("tokens")).total >= LOST_TURN_TOKENS:
+            return
+
+
 @pytest.mark.parametrize("read_back", ["before", "never"])
 async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
     model: ScriptedModelServer,
@@ -336,9 +350,15 @@ async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
         reviewer_says(True, repeat=True),
     )
     monkeypatch.setenv(FIRST_ENV, opencode_server.password.get_secret_value())
-    async with make_opencode_server() as doomed:
+    async with (
+        make_opencode_server() as doomed,
+        OpenCodeClient(doomed.url, password=doomed.password) as client,
+        EventHub(client) as hub,
+    ):
+        await hub.wait_connected(timeout=TIMEOUT)
         if read_back == "never":
             _hold_first_read_back(monkeypatch, doomed.url, killed)
+        usage = hub.subscribe(types={"message.updated"})
         run = asyncio.create_task(
             aorchestrate(
                 "one file",
@@ -351,7 +371,9 @@ async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
                 ),
             )
         )
-        report = await _killed_while_hanging(run, hold, doomed, killed)
+        # The server has told its event streams what the costly step used (it dies
+        # after; what it never sent cannot be counted).
+        report = await _killed_while_hanging(run, hold, doomed, killed, _costly_step(usage))
 
     assert report.status == "completed", report.to_markdown()
     a = _by_id(report)["a"]

@@ -21,10 +21,7 @@ from typing import Any
 import pytest
 
 from langgraph_opencode.api import aorchestrate
-from langgraph_opencode.core.jobs import new_job
 from langgraph_opencode.core.settings import RunSettings
-from langgraph_opencode.core.state import PromptJob
-from langgraph_opencode.core.supervisor import Supervisor
 from langgraph_opencode.report import RunReport
 from langgraph_opencode.testing import (
     Conversation,
@@ -267,34 +264,3 @@ async def test_a_stall_during_another_tasks_check_is_aborted_on_time(
     )
     assert silent_for > STALL_S, f"aborted after {silent_for:.1f} s of silence"
     print(f"b aborted {silent_for:.2f} s after it went silent (stall_timeout {STALL_S:g} s)")
-
-
-# -- which prompts need looking for on the server ------------------------------------
-
-
-async def test_only_prompts_recorded_since_the_supervisor_first_saw_the_state_are_fresh() -> None:
-    """A fresh prompt is sent without asking the server whether it arrived, and followed
-    without a read-back; any other may have been sent by an earlier process, or here."""
-    settings = RunSettings()
-
-    def job(session: str) -> PromptJob:
-        return new_job(
-            "worker",
-            session_id=session,
-            directory="/w",
-            agent="build",
-            model="",
-            prompt=[],
-            server="embedded",
-        )
-
-    supervisor = Supervisor("run", settings)
-    left = job("ses_left")
-    assert not supervisor.fresh(left)  # nothing is, before the state was seen
-    state: Any = {"run_id": "run", "jobs": {"task:a": left}}
-    supervisor.sync(state, settings, {})
-    recorded = job("ses_new")
-    assert not supervisor.fresh(left)  # in the state a process before this one left
-    assert supervisor.fresh(recorded)
-    supervisor.sending(recorded)
-    assert not supervisor.fresh(recorded)  # tried here: it may have arrived

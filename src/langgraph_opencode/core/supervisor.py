@@ -145,16 +145,6 @@ class Tracked:
     lost: str = ""
     """The URL of the job's server, once that server is gone."""
     standing_changed: bool = False
-    events: Subscription | None = None
-    """Its session's events, subscribed to before the prompt was sent (see
-    :meth:`Supervisor.fresh`): nothing of the turn can have been missed, so it
-    needs no read-back. Its follower takes it over."""
-
-    def unsubscribe(self) -> None:
-        """Close the subscription opened before sending, if its follower never took it."""
-        if self.events is not None:
-            self.events.close()
-            self.events = None
 
     def __post_init__(self) -> None:
         now = time.time()
@@ -318,41 +308,12 @@ class Supervisor:
         self.lost: set[str] = set()
         """URLs of servers found gone (their event is given once)."""
         self.services: dict[str, Services] = {}
-        self.inherited: set[str] | None = None
-        """Message ids of the prompts in the state when this supervisor first saw it
-        (an earlier process may have sent them); ``None`` until then."""
-        self.attempted: set[str] = set()
-        """Message ids of the prompts this process has tried to send."""
-
-    # -- what the nodes call -----------------------------------------------------------
-
-    def fresh(self, job: PromptJob) -> bool:
-        """Whether no process can have sent ``job`` yet.
-
-        It was recorded since this supervisor first saw the state, and not tried
-        here. Such a prompt need not be looked for on the server before it is
-        sent, nor read back after.
-        """
-        message_id = job["message_id"]
-        return (
-            self.inherited is not None
-            and message_id not in self.inherited
-            and message_id not in self.attempted
-        )
-
-    def sending(self, job: PromptJob) -> None:
-        """Note that ``job`` is being sent now (from here on it may have arrived)."""
-        self.attempted.add(job["message_id"])
 
     # -- what the step wrapper and the monitor node call -------------------------------
 
     def sync(self, state: OrchestratorState, settings: RunSettings, config: RunnableConfig) -> None:
         """Follow every prompt out in ``state``; forget those no longer out."""
         self.settings, self.config = settings, config
-        if self.inherited is None:
-            self.inherited = {
-                job["message_id"] for job in (state.get("jobs") or {}).values() if job
-            }
         self.run_cost_spent = float(state.get("cost") or 0.0)
         out = outstanding(state)
         for owner in list(self.items):
@@ -368,25 +329,15 @@ class Supervisor:
                 continue
             self.follow(owner, job, tasks.get(task_of(owner) or "") or {})
 
-    def follow(
-        self,
-        owner: str,
-        job: PromptJob,
-        record: Mapping[str, Any],
-        events: Subscription | None = None,
-    ) -> None:
+    def follow(self, owner: str, job: PromptJob, record: Mapping[str, Any]) -> None:
         """Follow one prompt the server took (``send`` hands each over at once); once only.
 
         ``record``: its task's record (tokens so far, a person's standing answers).
-        ``events``: its session's events, subscribed to before it was sent
-        (taken over, and closed once done with).
         """
         known = self.items.get(owner)
         if known is not None and known.job["message_id"] == job["message_id"]:
             follower = self.followers.get(owner)
             if known.ready or (follower is not None and not follower.done()):
-                if events is not None:
-                    events.close()
                 self._keep_watching()
                 return
             # Its follower failed (the failure was raised once): follow it afresh.
@@ -398,7 +349,6 @@ class Supervisor:
             base_tokens=int(record.get("tokens") or 0),
             server=str(job.get("server") or next(iter(self.settings.servers()), "")),
             standing=list(record.get("answers") or []),
-            events=events,
         )
         self.items[owner] = item
         self.followers[owner] = asyncio.create_task(self._follow_until_known(item))
@@ -476,8 +426,6 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for item in self.items.values():
-            item.unsubscribe()
         self.items.clear()
         self.followers.clear()
         self.silent.clear()
@@ -486,9 +434,7 @@ class Supervisor:
     # -- inside -----------------------------------------------------------------------
 
     def _forget(self, owner: str) -> None:
-        item = self.items.pop(owner, None)
-        if item is not None:
-            item.unsubscribe()
+        self.items.pop(owner, None)
         follower = self.followers.pop(owner, None)
         if follower is not None and not follower.done():
             follower.cancel()
@@ -690,25 +636,10 @@ class Supervisor:
             item.looked.set()
 
     async def _follow(self, item: Tracked) -> None:
-        opened, item.events = item.events, None
-        try:
-            services = await services_for(self.settings, item.server)
-        except BaseException:
-            if opened is not None:
-                opened.close()
-            raise
-        self.services[item.server] = services
-        with opened or services.hub.subscribe(
-            session_ids={item.job["session_id"]}, descendants=True
-        ) as sub:
+        services = self.services[item.server] = await services_for(self.settings, item.server)
+        with services.hub.subscribe(session_ids={item.job["session_id"]}, descendants=True) as sub:
             try:
-                if opened is None:
-                    await self._read_back(item, services.client, sub)
-                else:
-                    # Subscribed to before the prompt went: nothing of it was missed.
-                    item.family = sub.session_ids or set()
-                    item.looked.set()
-                    await self._wait_out(item, services.client, sub)
+                await self._read_back(item, services.client, sub)
             except UNREACHABLE:
                 # The server went away, perhaps while the turn was still being
                 # read back: what it said before (its usage above all) counts.

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
@@ -42,7 +42,7 @@ from langgraph_opencode.core.services import (
 )
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import OrchestratorState, PromptJob, TaskRecord
-from langgraph_opencode.core.supervisor import Supervisor, supervisor_for
+from langgraph_opencode.core.supervisor import supervisor_for
 from langgraph_opencode.errors import GitError, OpenCodeHTTPError
 from langgraph_opencode.nodes._common import (
     event,
@@ -55,7 +55,6 @@ from langgraph_opencode.nodes._common import (
 from langgraph_opencode.nodes._prompts import answer_schema, prompt_text
 from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
 from langgraph_opencode.plan import Task, blocked_by_failure, ready_tasks
-from langgraph_opencode.tools.opencode.events import Subscription
 from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
 __all__ = ["ACTIVE_STATUSES", "DispatchDue", "dispatch", "dispatch_due", "send", "server_load"]
@@ -198,13 +197,6 @@ def server_load(tasks: Mapping[str, TaskRecord]) -> Counter[str]:
     )
 
 
-class _Sent(NamedTuple):
-    refused: str | None = None
-    """Why the prompt cannot go, if it cannot."""
-    events: Subscription | None = None
-    """Its session's events, subscribed to before it was sent (a fresh prompt's)."""
-
-
 async def _send_one(
     state: OrchestratorState,
     owner: str,
@@ -212,36 +204,27 @@ async def _send_one(
     settings: RunSettings,
     url: str,
     config: RunnableConfig,
-    supervisor: Supervisor,
     *,
     worktree: bool,
-) -> _Sent:
-    """Send ``job`` unless it arrived already.
+) -> str | None:
+    """Send ``job`` unless it arrived already; return why it cannot go, if it cannot.
 
     ``worktree``: the job works in a task's worktree, where no other session
     may be at work when it starts (see ``quiet_worktree``).
     """
     services = await services_for(settings, url)
-    fresh = supervisor.fresh(job)
-    if not fresh and await prompt_arrived(
+    if await prompt_arrived(
         services.client, job["session_id"], job["directory"], job["message_id"]
     ):
-        return _Sent()
+        return None
     if worktree and (busy := await quiet_worktree(services, job)):
-        return _Sent(refused=busy)
-    text = await prompt_text(state, owner, job, diff_chars=settings.diff_chars)
-    # A fresh prompt's events are followed from before it goes: none is missed,
-    # and its follower need not read the session back.
-    events = (
-        services.hub.subscribe(session_ids={job["session_id"]}, descendants=True) if fresh else None
-    )
-    supervisor.sending(job)
+        return busy
     try:
         await services.tools.send_prompt.ainvoke(
             {
                 "session_id": job["session_id"],
                 "directory": job["directory"],
-                "text": text,
+                "text": await prompt_text(state, owner, job, diff_chars=settings.diff_chars),
                 "agent": job["agent"],
                 "model": job["model"] or None,
                 "message_id": job["message_id"],
@@ -249,13 +232,11 @@ async def _send_one(
             },
             config,
         )
-    except BaseException as exc:
-        if events is not None:
-            events.close()
-        if isinstance(exc, OpenCodeHTTPError) and not exc.retryable:
-            return _Sent(refused=f"the server refused the prompt: {exc}")
-        raise  # a server error: resuming later sends it again
-    return _Sent(events=events)
+    except OpenCodeHTTPError as exc:
+        if exc.retryable:
+            raise  # a server error: resuming later sends it again
+        return f"the server refused the prompt: {exc}"
+    return None
 
 
 async def send(
@@ -281,14 +262,13 @@ async def send(
         try:
             for attempt in itertools.count():
                 try:
-                    sent_now = await _send_one(
+                    refused = await _send_one(
                         state,
                         owner,
                         job,
                         settings,
                         url,
                         config,
-                        supervisor,
                         worktree=task_id is not None,
                     )
                     break
@@ -310,8 +290,8 @@ async def send(
                 )
             )
             continue
-        if sent_now.refused is not None:
-            reason = sent_now.refused
+        if refused is not None:
+            reason = refused
             if task_id is None:
                 update["error"] = reason
                 note = event("failed", f"planner: {reason}", runtime)
@@ -322,7 +302,7 @@ async def send(
             continue
         sent_jobs[owner] = sent = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
         # Followed from now on, not from the monitor's next step.
-        supervisor.follow(owner, sent, record, sent_now.events)
+        supervisor.follow(owner, sent, record)
     for task_id, remaining in left.items():
         tasks.setdefault(task_id, TaskRecord(id=task_id))["left_behind"] = remaining
     if tasks:
