@@ -649,7 +649,7 @@ class Supervisor:
                 raise
 
     async def _read_back(self, item: Tracked, client: OpenCodeClient, sub: Subscription) -> None:
-        """Follow a turn that may have done anything before ``sub`` was opened."""
+        """Read the turn back once (what it did before ``sub`` was opened), then follow it."""
         job = item.job
         # Subagents started before: their requests and life count too.
         children = await descendants(client, job["session_id"], job["directory"])
