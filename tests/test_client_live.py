@@ -31,7 +31,9 @@ from langgraph_opencode.testing import (
 from langgraph_opencode.tools.opencode import (
     RECONNECTED,
     EventHub,
+    Message,
     OpenCodeClient,
+    judge_turn,
     reconcile,
     send_and_wait,
     wait_for_outcome,
@@ -109,6 +111,60 @@ async def test_prompt_async_is_followed_to_its_end_through_events(
     statuses = [s for s in seen if s.startswith("status:")]
     assert statuses[0] == "status:busy"
     assert statuses[-1] == "status:idle"
+    model.assert_complete()
+
+
+async def test_a_turn_followed_from_its_sending_is_judged_from_its_events_alone(
+    model: ScriptedModelServer,
+    opencode: OpenCodeClient,
+    opencode_events: EventHub,
+    git_repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At its end a busy server answers reads slowest: the events already told the turn."""
+    model.script(
+        Conversation(
+            ToolCall.write("notes.txt", "notes\n"),
+            Step(Text("Wrote the notes."), after_tool="write"),
+            user="write the notes",
+        ),
+        Step(StructuredOutput({"approved": True, "feedback": "fine"}), tool="StructuredOutput"),
+    )
+    session = await opencode.create_session(git_repo, title="events alone")
+    read = opencode.messages
+    reads: list[str] = []
+
+    async def counted(*args: object, **kwargs: object) -> list[Message]:
+        reads.append(str(args[0]))
+        return await read(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(opencode, "messages", counted)
+    outcomes = [
+        await send_and_wait(
+            opencode,
+            opencode_events,
+            session.id,
+            git_repo,
+            text,
+            agent=BUILD,
+            timeout=TIMEOUT,
+            **options,
+        )
+        for text, options in [
+            ("Please write the notes", {}),
+            ("Judge it", {"schema": VERDICT_SCHEMA}),
+        ]
+    ]
+    monkeypatch.undo()
+
+    assert reads == []
+    # The same outcome as judged from the messages read back afterwards.
+    messages = await opencode.messages(session.id, git_repo, structured=True)
+    users = [m.info.id for m in messages if m.info.role == "user"]
+    assert [judge_turn(session.id, messages, u, idle=True) for u in users] == outcomes
+    assert outcomes[0].text == "Wrote the notes."
+    assert outcomes[0].tokens.input > 0
+    assert outcomes[1].structured == {"approved": True, "feedback": "fine"}
     model.assert_complete()
 
 

@@ -67,6 +67,7 @@ from langgraph_opencode.tools.opencode.runs import (
     turn_usage,
     wait_for_outcome,
 )
+from langgraph_opencode.tools.opencode.transcript import Transcript
 
 __all__ = ["Supervisor", "Tracked", "close_supervisor", "supervisor_for"]
 
@@ -130,8 +131,8 @@ class Tracked:
     """Tool calls running now in the session or its descendants (not ``task``)."""
     family: set[str] = field(default_factory=set)
     """The session and its descendants (subagents' sessions) as far as known."""
-    message_usage: dict[str, tuple[TokenUsage, float]] = field(default_factory=dict)
-    """The turn's assistant messages seen so far: their tokens and cost."""
+    transcript: Transcript = field(init=False)
+    """The turn's assistant messages as far as seen (their usage, its end)."""
     abort: Abort | None = None
     abort_sent: bool = False
     """Whether the server took the abort (one it could not be sent is sent again)."""
@@ -151,6 +152,7 @@ class Tracked:
         # Time spent waiting for a person is not the turn's.
         sent = (self.job.get("sent_at") or now) + float(self.job.get("paused_s") or 0.0)
         self.started = _monotonic(min(sent, now), now)
+        self.transcript = Transcript(self.job["session_id"], self.job["message_id"])
         self.last_activity = _monotonic(
             max(self.job.get("sent_at") or now, self.job.get("active_at") or 0.0), now
         )
@@ -187,33 +189,30 @@ class Tracked:
             info = message.info
             if not own and _latest(info.time) < since:
                 continue  # a subagent of an earlier turn: nothing of this one
-            if own:
-                self.message_usage.setdefault(info.id, (info.tokens, info.cost))
             latest = max(latest, _latest(info.time))
             for part in message.parts:
                 state = part.state or {}
                 if _running_tool(part.type, part.tool, state.get("status")):
                     self.tools_running.add(part.id)
                 latest = max(latest, _latest(state.get("time")))
+        if own:
+            self.transcript.seed(answers)
         if latest:
             self.last_activity = max(self.last_activity, _monotonic(latest, time.time()))
 
     @property
     def live_tokens(self) -> int:
         """The task's tokens so far, this turn's as far as seen."""
-        return self.base_tokens + sum(t.total for t, _ in self.message_usage.values())
+        return self.base_tokens + self.transcript.usage()[0].total
 
     @property
     def live_cost(self) -> float:
         """This turn's cost so far."""
-        return sum(c for _, c in self.message_usage.values())
+        return self.transcript.usage()[1]
 
     def usage(self) -> tuple[TokenUsage, float]:
         """The turn's tokens and cost as far as seen (for an outcome not read from the server)."""
-        tokens = TokenUsage()
-        for used, _ in self.message_usage.values():
-            tokens = tokens + used
-        return tokens, self.live_cost
+        return self.transcript.usage()
 
     def facts(self, now: float) -> TurnFacts:
         """What the watchdog decides on, at ``now`` (monotonic clock)."""
@@ -247,7 +246,11 @@ class Tracked:
         return None
 
     def observe(self, ev: Event) -> None:
-        """Take one event of the session or its subagents: life, tools, idle, usage."""
+        """Take one event of the session or its subagents: life, tools, idle.
+
+        The turn's messages (its usage) are its transcript's, which
+        ``wait_for_outcome`` keeps.
+        """
         self.last_activity = time.monotonic()
         props = ev.properties
         own = ev.session_id == self.job["session_id"]
@@ -271,13 +274,6 @@ class Tracked:
                     self.tools_running.add(call)
                 else:
                     self.tools_running.discard(call)
-        elif ev.type == "message.updated":
-            info = props.get("info") or {}
-            if info.get("role") == "assistant" and info.get("parentID") == self.job["message_id"]:
-                self.message_usage[str(info.get("id"))] = (
-                    TokenUsage.from_server(info.get("tokens")),
-                    float(info.get("cost") or 0.0),
-                )
 
 
 class Supervisor:
@@ -645,6 +641,7 @@ class Supervisor:
                 # read back: what it said before (its usage above all) counts.
                 await services.hub.wait_closed(_STREAM_END)
                 for ev in sub.drain():
+                    item.transcript.observe(ev)
                     item.observe(ev)
                 raise
 
@@ -701,6 +698,7 @@ class Supervisor:
                     on_event=item.observe,
                     idle=idle,
                     structured=job["schema"] is not None,
+                    transcript=item.transcript,
                 )
                 idle = False
             except TimeoutError:

@@ -129,6 +129,8 @@ class Part(_Model):
     text: str | None = None
     tool: str | None = None
     state: dict[str, Any] | None = None
+    time: dict[str, Any] | None = None
+    """A text part's ``start`` and, once its text is whole, ``end`` (milliseconds)."""
 
 
 class Message(_Model):

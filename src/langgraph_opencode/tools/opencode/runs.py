@@ -32,6 +32,7 @@ from langgraph_opencode.tools.opencode.models import (
     SessionStatus,
     TokenUsage,
 )
+from langgraph_opencode.tools.opencode.transcript import Transcript
 
 __all__ = [
     "SessionState",
@@ -303,6 +304,7 @@ async def wait_for_outcome(
     on_event: Callable[[Event], None] | None = None,
     idle: bool = False,
     structured: bool = False,
+    transcript: Transcript | None = None,
 ) -> PromptOutcome:
     """Wait until the turn started by ``user_message_id`` has ended.
 
@@ -330,6 +332,12 @@ async def wait_for_outcome(
         structured: The prompt asked for a structured answer (a JSON
             schema): its messages are read as the server allows after one
             (see :meth:`OpenCodeClient.messages`).
+        transcript: The turn's answers as known when the wait begins: empty
+            if ``subscription`` was opened before the prompt was sent, or
+            seeded from a read-back made after it was opened. It is kept up
+            to date from the events, and an idle session whose final answer
+            it shows is judged from it, without reading the messages back.
+            ``None``: the messages are always read back at the end.
 
     A subscription that follows the session's descendants (subagents, see
     ``EventHub.subscribe``) makes their permission requests and questions
@@ -351,6 +359,8 @@ async def wait_for_outcome(
     unfinished_reads = 0
     final: PromptOutcome | None = None
     next_wait = watchdog
+    known = transcript is not None
+    transcript = transcript or Transcript(session_id, user_message_id)
     while True:
         wait = settle if idle_seen else next_wait
         next_wait = watchdog
@@ -362,14 +372,17 @@ async def wait_for_outcome(
                 )
             wait = min(wait, remaining)
         event = await subscription.get(timeout=wait)
-        if event is not None and on_event is not None and event.type != RECONNECTED:
-            on_event(event)
+        if event is not None and event.type != RECONNECTED:
+            transcript.observe(event)
+            if on_event is not None:
+                on_event(event)
         if event is not None and event.type == RECONNECTED and subscription.descendants:
             # Subagents started while the stream was down announced themselves unheard.
             subscription.add_sessions(await descendants(client, session_id, directory))
         family = (subscription.session_ids or set()) - {session_id}
         if event is None or event.type == RECONNECTED:
             state = await reconcile(client, session_id, directory, user_message_id, family=family)
+            transcript.seed(state.answers)
             if state.permissions or state.questions:
                 return _needs_input(session_id, state.permissions, state.questions)
             outcome = state.outcome
@@ -418,12 +431,15 @@ async def wait_for_outcome(
         if idle_event and busy_seen:
             idle_seen = True
         if idle_event or idle_seen:
-            # Read only once the session is idle (or its final message.updated after
-            # the idle): the steps before the end need no read-back.
-            messages = await _recent_messages(
-                client, session_id, directory, user_message_id, structured=structured
-            )
-            final = judge_turn(session_id, messages, user_message_id, idle=False)
+            # Judge only once the session is idle (or its final message.updated
+            # after the idle): from the events when they show a final answer,
+            # else from the messages read back (the steps before need neither).
+            final = judge_turn(session_id, transcript.answers, user_message_id, idle=False)
+            if final is None or not known:
+                messages = await _recent_messages(
+                    client, session_id, directory, user_message_id, structured=structured
+                )
+                final = judge_turn(session_id, messages, user_message_id, idle=False)
         if final is not None and (idle_seen or idle_event):
             # A final answer to this prompt exists, so its turn did start: this
             # idle is its end, even if the wait began after the busy status.
@@ -461,6 +477,15 @@ async def send_and_wait(
         message_id = await client.prompt_async(
             session_id, directory, text, agent=agent, **prompt_options
         )
+        # Subscribed before sending: the events tell the whole turn.
         return await wait_for_outcome(
-            client, sub, session_id, directory, message_id, timeout=timeout, on_event=on_event
+            client,
+            sub,
+            session_id,
+            directory,
+            message_id,
+            timeout=timeout,
+            on_event=on_event,
+            structured=prompt_options.get("schema") is not None,
+            transcript=Transcript(session_id, message_id),
         )
