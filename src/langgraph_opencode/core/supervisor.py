@@ -146,6 +146,8 @@ class Tracked:
     lost: str = ""
     """The URL of the job's server, once that server is gone."""
     standing_changed: bool = False
+    events: Subscription | None = None
+    """The session's events from before this process posted the prompt, until followed."""
 
     def __post_init__(self) -> None:
         now = time.time()
@@ -325,15 +327,27 @@ class Supervisor:
                 continue
             self.follow(owner, job, tasks.get(task_of(owner) or "") or {})
 
-    def follow(self, owner: str, job: PromptJob, record: Mapping[str, Any]) -> None:
+    def follow(
+        self,
+        owner: str,
+        job: PromptJob,
+        record: Mapping[str, Any],
+        *,
+        events: Subscription | None = None,
+    ) -> None:
         """Follow one prompt the server took (``send`` hands each over at once); once only.
 
         ``record``: its task's record (tokens so far, a person's standing answers).
+        ``events``: the session's events from before this process posted the
+        prompt: they tell the whole turn, so it is not read back (the
+        supervisor closes them).
         """
         known = self.items.get(owner)
         if known is not None and known.job["message_id"] == job["message_id"]:
             follower = self.followers.get(owner)
             if known.ready or (follower is not None and not follower.done()):
+                if events is not None:
+                    events.close()
                 self._keep_watching()
                 return
             # Its follower failed (the failure was raised once): follow it afresh.
@@ -345,6 +359,7 @@ class Supervisor:
             base_tokens=int(record.get("tokens") or 0),
             server=str(job.get("server") or next(iter(self.settings.servers()), "")),
             standing=list(record.get("answers") or []),
+            events=events,
         )
         self.items[owner] = item
         self.followers[owner] = asyncio.create_task(self._follow_until_known(item))
@@ -430,7 +445,9 @@ class Supervisor:
     # -- inside -----------------------------------------------------------------------
 
     def _forget(self, owner: str) -> None:
-        self.items.pop(owner, None)
+        item = self.items.pop(owner, None)
+        if item is not None and item.events is not None:
+            item.events.close()  # its follower never took them
         follower = self.followers.pop(owner, None)
         if follower is not None and not follower.done():
             follower.cancel()
@@ -633,9 +650,18 @@ class Supervisor:
 
     async def _follow(self, item: Tracked) -> None:
         services = self.services[item.server] = await services_for(self.settings, item.server)
-        with services.hub.subscribe(session_ids={item.job["session_id"]}, descendants=True) as sub:
+        # Once only: followed again (its server was silent), the turn is read back.
+        told, item.events = item.events, None
+        sub = told or services.hub.subscribe(session_ids={item.job["session_id"]}, descendants=True)
+        with sub:
             try:
-                await self._read_back(item, services.client, sub)
+                if told is None:
+                    await self._read_back(item, services.client, sub)
+                else:
+                    # Its events from before the post tell the whole turn.
+                    item.family = sub.session_ids or set()
+                    item.looked.set()
+                    await self._wait_out(item, services.client, sub)
             except UNREACHABLE:
                 # The server went away, perhaps while the turn was still being
                 # read back: what it said before (its usage above all) counts.

@@ -55,6 +55,7 @@ from langgraph_opencode.nodes._common import (
 from langgraph_opencode.nodes._prompts import answer_schema, prompt_text
 from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
 from langgraph_opencode.plan import Task, blocked_by_failure, ready_tasks
+from langgraph_opencode.tools.opencode.events import Subscription
 from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
 __all__ = ["ACTIVE_STATUSES", "DispatchDue", "dispatch", "dispatch_due", "send", "server_load"]
@@ -197,6 +198,16 @@ def server_load(tasks: Mapping[str, TaskRecord]) -> Counter[str]:
     )
 
 
+@dataclass
+class _Sent:
+    """What became of one prompt ``send`` tried."""
+
+    refused: str | None = None
+    """Why it cannot go, if it cannot."""
+    events: Subscription | None = None
+    """Its session's events from before this process posted it (``None``: it arrived before)."""
+
+
 async def _send_one(
     state: OrchestratorState,
     owner: str,
@@ -206,8 +217,8 @@ async def _send_one(
     config: RunnableConfig,
     *,
     worktree: bool,
-) -> str | None:
-    """Send ``job`` unless it arrived already; return why it cannot go, if it cannot.
+) -> _Sent:
+    """Send ``job`` unless it arrived already.
 
     ``worktree``: the job works in a task's worktree, where no other session
     may be at work when it starts (see ``quiet_worktree``).
@@ -216,9 +227,17 @@ async def _send_one(
     if await prompt_arrived(
         services.client, job["session_id"], job["directory"], job["message_id"]
     ):
-        return None
+        return _Sent()
     if worktree and (busy := await quiet_worktree(services, job)):
-        return busy
+        return _Sent(refused=busy)
+    # Listened to from before the post, its events tell the whole turn, so the
+    # supervisor need not read it back (an open stream only: one reconnecting
+    # may miss the start, and the supervisor reads back instead).
+    events = (
+        services.hub.subscribe(session_ids={job["session_id"]}, descendants=True)
+        if services.hub.connected
+        else None
+    )
     try:
         await services.tools.send_prompt.ainvoke(
             {
@@ -232,11 +251,13 @@ async def _send_one(
             },
             config,
         )
-    except OpenCodeHTTPError as exc:
-        if exc.retryable:
-            raise  # a server error: resuming later sends it again
-        return f"the server refused the prompt: {exc}"
-    return None
+    except BaseException as exc:
+        if events is not None:
+            events.close()
+        if isinstance(exc, OpenCodeHTTPError) and not exc.retryable:
+            return _Sent(refused=f"the server refused the prompt: {exc}")
+        raise  # a server error: resuming later sends it again
+    return _Sent(events=events)
 
 
 async def send(
@@ -262,7 +283,7 @@ async def send(
         try:
             for attempt in itertools.count():
                 try:
-                    refused = await _send_one(
+                    sent_one = await _send_one(
                         state,
                         owner,
                         job,
@@ -290,8 +311,8 @@ async def send(
                 )
             )
             continue
-        if refused is not None:
-            reason = refused
+        if sent_one.refused is not None:
+            reason = sent_one.refused
             if task_id is None:
                 update["error"] = reason
                 note = event("failed", f"planner: {reason}", runtime)
@@ -302,7 +323,7 @@ async def send(
             continue
         sent_jobs[owner] = sent = PromptJob(**{**job, "sent": True, "sent_at": time.time()})
         # Followed from now on, not from the monitor's next step.
-        supervisor.follow(owner, sent, record)
+        supervisor.follow(owner, sent, record, events=sent_one.events)
     for task_id, remaining in left.items():
         tasks.setdefault(task_id, TaskRecord(id=task_id))["left_behind"] = remaining
     if tasks:
