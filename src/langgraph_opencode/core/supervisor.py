@@ -21,7 +21,10 @@ waits when nothing is there. A fresh supervisor (a resumed run, a new
 process) reads every session back from the server once when it starts
 following it, so nothing that happened while no process listened is missed;
 after that, events alone carry it (the event stream's reconnects are read
-back as well).
+back as well). A prompt this process posted is listened to from before its
+post (``send`` hands over the subscription), so it is not read back at all.
+A turn's end is judged from its events (its ``Transcript``) when they show a
+final answer, and read back only when they do not.
 
 Clocks survive re-entries and resumes: a turn's time runs from its prompt's
 ``sent_at``, its stall clock from the last sign of life (read from its

@@ -4,9 +4,12 @@ The server's signals are racy (see the server notes): the first ``busy`` can
 come more than a second after ``prompt_async`` returned, the final
 ``message.updated`` can arrive just after ``session.idle``, errors can produce
 two idle events, and events missed while the stream was down are never
-replayed. So the truth is always read from the session's messages: a turn has
-ended when the session is idle *and* its last assistant message is final.
-Events only say when to look.
+replayed. So a turn has ended when the session is idle *and* its last
+assistant message is final. That message is read from the events when they
+tell the whole turn (a ``Transcript`` fed from a subscription opened before the
+prompt was sent, or seeded by a read-back made after it was opened), and from
+the session's messages otherwise; after a reconnect or a silence the state is
+always read back.
 """
 
 from __future__ import annotations
