@@ -300,7 +300,23 @@ async def test_a_killed_server_has_its_task_resent_on_the_other_server(
 
 
 def _hold_first_read_back(monkeypatch: pytest.MonkeyPatch, url: str, until: asyncio.Event) -> None:
-    """Make the supervisor's first read-back of a session on ``url`` wait for ``until``."""
+    """Make the supervisor read every turn back, and its first read-back of a session on
+    ``url`` wait for ``until``.
+
+    A prompt this process posts is followed from before its post, without a read-back:
+    here its subscription is dropped, as for a prompt an earlier process had posted.
+    """
+    real_follow = supervisor.Supervisor.follow
+
+    def unheard(
+        self: supervisor.Supervisor, owner: str, job: Any, record: Any, **kwargs: Any
+    ) -> None:
+        events = kwargs.pop("events", None)
+        if events is not None:
+            events.close()
+        real_follow(self, owner, job, record, **kwargs)
+
+    monkeypatch.setattr(supervisor.Supervisor, "follow", unheard)
     real = supervisor.descendants
 
     async def late(client: OpenCodeClient, *args: Any, **kwargs: Any) -> list[str]:
@@ -323,7 +339,7 @@ async def _costly_step(events: Subscription) -> None:
             return
 
 
-@pytest.mark.parametrize("read_back", ["before", "never"])
+@pytest.mark.parametrize("read_back", ["none_needed", "never"])
 async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
     model: ScriptedModelServer,
     opencode_server: OpenCodeServer,
@@ -332,7 +348,8 @@ async def test_a_turn_lost_with_its_server_keeps_the_usage_it_had(
     git_repo: Path,
     read_back: str,
 ) -> None:
-    """``never``: the server dies before the turn's follower could read it back
+    """``none_needed``: the turn is followed from before its post (the default).
+    ``never``: it is read back, and the server dies before its follower could do that
     (as on a busy machine); what the event stream said before still counts."""
     killed = asyncio.Event()
     hold = Hang()  # the second model call, on the server that will die, never answers

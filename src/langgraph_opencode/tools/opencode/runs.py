@@ -362,8 +362,6 @@ async def wait_for_outcome(
     unfinished_reads = 0
     final: PromptOutcome | None = None
     next_wait = watchdog
-    known = transcript is not None
-    transcript = transcript or Transcript(session_id, user_message_id)
     while True:
         wait = settle if idle_seen else next_wait
         next_wait = watchdog
@@ -376,7 +374,8 @@ async def wait_for_outcome(
             wait = min(wait, remaining)
         event = await subscription.get(timeout=wait)
         if event is not None and event.type != RECONNECTED:
-            transcript.observe(event)
+            if transcript is not None:
+                transcript.observe(event)
             if on_event is not None:
                 on_event(event)
         if event is not None and event.type == RECONNECTED and subscription.descendants:
@@ -385,7 +384,8 @@ async def wait_for_outcome(
         family = (subscription.session_ids or set()) - {session_id}
         if event is None or event.type == RECONNECTED:
             state = await reconcile(client, session_id, directory, user_message_id, family=family)
-            transcript.seed(state.answers)
+            if transcript is not None:
+                transcript.seed(state.answers)
             if state.permissions or state.questions:
                 return _needs_input(session_id, state.permissions, state.questions)
             outcome = state.outcome
@@ -437,8 +437,12 @@ async def wait_for_outcome(
             # Judge only once the session is idle (or its final message.updated
             # after the idle): from the events when they show a final answer,
             # else from the messages read back (the steps before need neither).
-            final = judge_turn(session_id, transcript.answers, user_message_id, idle=False)
-            if final is None or not known:
+            final = (
+                None
+                if transcript is None
+                else judge_turn(session_id, transcript.answers, user_message_id, idle=False)
+            )
+            if final is None:
                 messages = await _recent_messages(
                     client, session_id, directory, user_message_id, structured=structured
                 )
