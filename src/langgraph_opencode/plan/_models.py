@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -89,6 +91,12 @@ def structured_output_schema(model: type[BaseModel]) -> dict[str, Any]:
     Returns:
         A new JSON-serialisable dict.
     """
+    return copy.deepcopy(_schema_of(model))
+
+
+@functools.cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's plain schema, made once per model (pydantic takes milliseconds to make it)."""
     raw = model.model_json_schema()
     return _inline(raw, raw.get("$defs", {}), ())
 

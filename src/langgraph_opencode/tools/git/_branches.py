@@ -6,6 +6,8 @@ is touched.
 
 from __future__ import annotations
 
+import asyncio
+
 from langgraph_opencode.errors import ConfigurationError, GitError
 from langgraph_opencode.tools.git._command import command_error, split_z
 from langgraph_opencode.tools.git._layout import BRANCH_NAMESPACE, RunLayout
@@ -110,16 +112,19 @@ class RunBranches:
     async def diff(self, task_id: str, *, max_chars: int = DEFAULT_DIFF_CHARS) -> TaskDiff:
         """What a task branch changes since its merge base with integration (cut)."""
         branch = self._layout.task_branch(task_id)
-        head = await self.head(branch)
-        await self.ensure_integration()
-        base = (
-            await self._repo.git("merge-base", self._layout.integration_branch, head)
-        ).stdout.strip()
+        head, integration = await asyncio.gather(self.head(branch), self.ensure_integration())
+        base = (await self._repo.git("merge-base", integration, head)).stdout.strip()
         opts = ("--no-color", "--no-ext-diff", "--no-textconv", "-M", "--src-prefix=a/")
         rng = (base, head, "--")
-        text = (await self._repo.git("diff", *opts, "--dst-prefix=b/", *rng)).stdout
-        stat = (await self._repo.git("diff", "--stat=100", "--no-color", "-M", *rng)).stdout
-        files = (await self._repo.git("diff", "--name-only", "-z", "-M", *rng)).stdout
+        # Three reads of the same two commits: at once.
+        text, stat, files = (
+            out.stdout
+            for out in await asyncio.gather(
+                self._repo.git("diff", *opts, "--dst-prefix=b/", *rng),
+                self._repo.git("diff", "--stat=100", "--no-color", "-M", *rng),
+                self._repo.git("diff", "--name-only", "-z", "-M", *rng),
+            )
+        )
         cut = text
         if len(text) > max_chars:
             cut = text[:max_chars]

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from langgraph_opencode.tools._process import processes
-from langgraph_opencode.tools.git._command import run_git
+from langgraph_opencode.tools.git._gitdir import git_dirs
 
 __all__ = ["clear_stale_locks"]
 
@@ -30,19 +30,10 @@ async def clear_stale_locks(worktree: Path) -> tuple[Path, ...]:
     Returns:
         The lock files removed.
     """
-    out = await run_git(
-        worktree,
-        "rev-parse",
-        "--path-format=absolute",
-        "--git-dir",
-        "--git-common-dir",
-        "--symbolic-full-name",
-        "HEAD",
-    )
-    gitdir, common, ref = out.stdout.splitlines()[:3]
-    candidates = [Path(gitdir, "index.lock"), Path(gitdir, "HEAD.lock")]
-    if ref.startswith("refs/"):  # not a detached HEAD
-        candidates.append(Path(common, f"{ref}.lock"))
+    dirs = await git_dirs(worktree)
+    candidates = [dirs.git_dir / "index.lock", dirs.git_dir / "HEAD.lock"]
+    if dirs.head_ref is not None:  # not a detached HEAD
+        candidates.append(dirs.common_dir / f"{dirs.head_ref}.lock")
     return await asyncio.to_thread(_clear, candidates, worktree)
 
 

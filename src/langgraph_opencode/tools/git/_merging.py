@@ -16,6 +16,7 @@ from langgraph_opencode.errors import GitError, MergeConflict, RefreshAborted
 from langgraph_opencode.tools.git._branches import RunBranches
 from langgraph_opencode.tools.git._command import command_error, run_git, split_z
 from langgraph_opencode.tools.git._commits import head_of, reset_worktree
+from langgraph_opencode.tools.git._gitdir import merge_in_progress
 from langgraph_opencode.tools.git._layout import RunLayout
 from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._repository import Repository
@@ -24,7 +25,6 @@ from langgraph_opencode.tools.git._run_worktrees import RunWorktrees
 from langgraph_opencode.tools.git._worktrees import (
     conflict_marker_paths,
     ensure_worktree,
-    merge_in_progress,
     status_entries,
     unmerged_paths,
 )
@@ -221,6 +221,7 @@ class Merging:
                 self._layout.integration_path,
                 start=start,
                 owned=self._layout.run_dir,
+                common_dir=self._repo.common_dir,
             )
         await clear_stale_locks(wt)  # left by a git command killed with the orchestrator
         if await merge_in_progress(wt):  # left by a crash in the middle of a merge

@@ -17,9 +17,10 @@ from pathlib import Path
 from langgraph_opencode.errors import GitError
 from langgraph_opencode.tools.git._command import run_git
 from langgraph_opencode.tools.git._commits import commit_everything, head_of
+from langgraph_opencode.tools.git._gitdir import checked_out_at, merge_in_progress
 from langgraph_opencode.tools.git._layout import RunLayout, absolute
 from langgraph_opencode.tools.git._repository import Repository
-from langgraph_opencode.tools.git._worktrees import list_worktrees, merge_in_progress
+from langgraph_opencode.tools.git._worktrees import list_worktrees
 from langgraph_opencode.tools.git.models import Reattached
 
 __all__ = ["Reattaching"]
@@ -36,6 +37,8 @@ class Reattaching:
     async def reattach(self, task_id: str, path: Path) -> Reattached | None:
         """Check the task branch out again at ``path``, keeping the work (``GitRun.reattach``)."""
         branch = self._layout.task_branch(task_id)
+        if await checked_out_at(absolute(path), f"refs/heads/{branch}", self._repo.common_dir):
+            return None  # where it was left: the common case, known without a process
         entries = await list_worktrees(self._repo.root)
         if any(e.branch == branch and not e.missing for e in entries):
             return None

@@ -14,6 +14,7 @@ from langgraph_opencode.errors import ConfigurationError, GitError
 from langgraph_opencode.tools.git._branches import RunBranches
 from langgraph_opencode.tools.git._command import run_git
 from langgraph_opencode.tools.git._commits import commit_everything, reset_worktree
+from langgraph_opencode.tools.git._gitdir import checked_out_at, merge_in_progress
 from langgraph_opencode.tools.git._layout import RunLayout, absolute
 from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._repository import Repository
@@ -24,7 +25,6 @@ from langgraph_opencode.tools.git._worktrees import (
     ensure_worktree,
     forget_missing_worktree,
     list_worktrees,
-    merge_in_progress,
     status_entries,
 )
 from langgraph_opencode.tools.git.models import CommitResult, TaskWorktree
@@ -52,6 +52,8 @@ class RunWorktrees:
         self._locks = locks
         self._branches = branches
         self._shared = shared
+        self._paths: dict[str, Path] = {}
+        """Task worktrees found so far (this object lives for one step of the graph)."""
 
     async def create_task_worktree(self, task_id: str, *, path: Path | None) -> TaskWorktree:
         """Give a task its branch and worktree, reusing whatever exists (see ``GitRun``)."""
@@ -61,14 +63,21 @@ class RunWorktrees:
         async with self._locks.admin:
             await self._shared.record_if_missing()
             where, created, repaired = await ensure_worktree(
-                self._repo.root, branch, where, start=start, owned=self._layout.run_dir
+                self._repo.root,
+                branch,
+                where,
+                start=start,
+                owned=self._layout.run_dir,
+                common_dir=self._repo.common_dir,
             )
+        self._paths[task_id] = where
         return TaskWorktree(
             run_id=self._layout.run_id,
             task_id=task_id,
             branch=branch,
             path=where,
-            head=await self._branches.head(branch),
+            # A new branch starts at ``start`` (no hook runs to move it).
+            head=start if created else await self._branches.head(branch),
             created=created,
             repaired=repaired,
         )
@@ -80,8 +89,13 @@ class RunWorktrees:
             GitError: The task has no worktree.
         """
         branch = self._layout.task_branch(task_id)
+        known = self._paths.get(task_id, self._layout.task_path(task_id))
+        if await checked_out_at(known, f"refs/heads/{branch}", self._repo.common_dir):
+            self._paths[task_id] = known
+            return known
         for entry in await list_worktrees(self._repo.root):
             if entry.branch == branch and not entry.missing:
+                self._paths[task_id] = entry.path
                 return entry.path
         raise GitError(f"task {task_id!r} has no worktree: call create_task_worktree first")
 
@@ -128,6 +142,7 @@ class RunWorktrees:
             GitError: A merge is in progress there, or it has uncommitted
                 changes or untracked files.
         """
+        self._paths.clear()
         async with self._locks.admin:
             for entry in await list_worktrees(self._repo.root):
                 if entry.branch != branch:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from langgraph_opencode.errors import GitError
 from langgraph_opencode.tools.git._command import command_error, run_git
+from langgraph_opencode.tools.git._gitdir import checked_out_at
 from langgraph_opencode.tools.git.models import StatusEntry
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "forget_missing_worktree",
     "init_submodules",
     "list_worktrees",
-    "merge_in_progress",
     "status_entries",
     "unmerged_paths",
 ]
@@ -79,7 +79,7 @@ async def forget_missing_worktree(repo: Path, entry: WorktreeEntry) -> None:
 
 
 async def ensure_worktree(
-    repo: Path, branch: str, path: Path, *, start: str, owned: Path
+    repo: Path, branch: str, path: Path, *, start: str, owned: Path, common_dir: Path
 ) -> tuple[Path, bool, bool]:
     """Check ``branch`` out in a worktree, creating what is missing.
 
@@ -91,6 +91,7 @@ async def ensure_worktree(
         owned: The run's directory: an existing worktree of ``branch`` is
             reused only if it is ``path`` or lies under ``owned``, so that a
             checkout of the user's is never taken over.
+        common_dir: The repository's shared git directory.
 
     Returns:
         The worktree path, whether the branch was created, and whether a
@@ -100,6 +101,8 @@ async def ensure_worktree(
         GitError: ``path`` holds files but is not this branch's worktree, or
             the branch is checked out somewhere the run does not own.
     """
+    if await checked_out_at(path, f"refs/heads/{branch}", common_dir):
+        return path, False, False  # there already (known without listing every worktree)
     repaired = False
     for entry in await list_worktrees(repo):
         if entry.branch == branch or entry.path == path:
@@ -249,12 +252,6 @@ async def status_entries(worktree: Path) -> tuple[StatusEntry, ...]:
         if "R" in code or "C" in code:
             next(parts, None)  # the rename's source path
     return tuple(entries)
-
-
-async def merge_in_progress(worktree: Path) -> bool:
-    """Whether a merge stopped half-way in ``worktree`` (``MERGE_HEAD`` exists)."""
-    out = await run_git(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)
-    return out.ok
 
 
 async def unmerged_paths(worktree: Path) -> tuple[str, ...]:

@@ -240,6 +240,7 @@ async def _answers(url: str, password: str) -> bool:
         auth=(DEFAULT_USERNAME, password),
         timeout=httpx.Timeout(5.0),  # a loaded server is slow, not gone
         trust_env=False,
+        verify=url.startswith("https:"),  # loopback HTTP loads no certificates
     ) as client:
         for _ in range(3):  # one connection may go unanswered (see the server notes)
             try:
@@ -779,6 +780,7 @@ class OpenCodeServer:
             timeout=httpx.Timeout(_HEALTH_POLL_TIMEOUT),
             limits=httpx.Limits(max_keepalive_connections=0),
             trust_env=False,
+            verify=False,  # loopback HTTP: no certificates to load
         ) as client:
             while True:
                 if process.returncode is not None:
