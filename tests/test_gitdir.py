@@ -71,10 +71,14 @@ async def test_the_directories_read_from_files_are_gits_own(repo: Path, where: s
     assert await git_dirs(worktree) == git_says(worktree)
 
 
-async def test_a_relative_gitfile_is_read_against_its_worktree(repo: Path) -> None:
-    worktree = repo.parent / "linked"
+def _make_gitfile_relative(worktree: Path) -> None:
     absolute = (worktree / ".git").read_text().split(": ", 1)[1].strip()
     (worktree / ".git").write_text(f"gitdir: {os.path.relpath(absolute, worktree)}\n")
+
+
+async def test_a_relative_gitfile_is_read_against_its_worktree(repo: Path) -> None:
+    worktree = repo.parent / "linked"
+    _make_gitfile_relative(worktree)
     assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD").strip() == "side"
     assert await git_dirs(worktree) == git_says(worktree)
 
