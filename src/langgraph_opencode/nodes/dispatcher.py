@@ -36,6 +36,7 @@ from langgraph_opencode.core.jobs import (
 from langgraph_opencode.core.outcomes import server_lost_outcome
 from langgraph_opencode.core.services import (
     UNREACHABLE,
+    Services,
     pick_server,
     services_for,
     wait_for_server,
@@ -55,6 +56,7 @@ from langgraph_opencode.nodes._common import (
 from langgraph_opencode.nodes._prompts import answer_schema, prompt_text
 from langgraph_opencode.nodes._sessions import abort_left_behind, quiet_worktree
 from langgraph_opencode.plan import Task, blocked_by_failure, ready_tasks
+from langgraph_opencode.tools.git import TaskWorktree
 from langgraph_opencode.tools.opencode.events import Subscription
 from langgraph_opencode.tools.opencode.runs import prompt_arrived
 
@@ -149,6 +151,7 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
     new_jobs: dict[str, PromptJob | None] = dict(no_jobs(*failed_now))
     run = await git_run(state)
     load = server_load(state.get("tasks") or {})
+    made: list[tuple[Task, TaskWorktree, Services]] = []
     for task in due.start:
         try:
             worktree = await run.create_task_worktree(task.id)
@@ -159,12 +162,23 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
             continue
         services = await pick_server(settings, load)
         load[services.name] += 1
-        session_id = await services.tools.create_session.ainvoke(
-            {
-                "directory": str(worktree.path),
-                "title": f"task {task.id}: {task.title}",
-            }
-        )
+        made.append((task, worktree, services))
+    # Each new directory boots on its server for a tenth of a second or more: at once.
+    created = await asyncio.gather(
+        *(
+            services.tools.create_session.ainvoke(
+                {"directory": str(worktree.path), "title": f"task {task.id}: {task.title}"}
+            )
+            for task, worktree, services in made
+        ),
+        return_exceptions=True,  # all end before the first failure is raised, as one by one
+    )
+    sessions: list[str] = []
+    for session_id in created:
+        if isinstance(session_id, BaseException):
+            raise session_id
+        sessions.append(session_id)
+    for (task, worktree, services), session_id in zip(made, sessions, strict=True):
         updates[task.id] = TaskRecord(
             id=task.id,
             status="working",
