@@ -43,17 +43,11 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
 
 
 def git_says(worktree: Path) -> GitDirs:
-    """What ``git rev-parse`` says of ``worktree``."""
-    git_dir, common, ref = git(
-        worktree,
-        "rev-parse",
-        "--path-format=absolute",
-        "--git-dir",
-        "--git-common-dir",
-        "--symbolic-full-name",
-        "HEAD",
-    ).splitlines()[:3]
-    return GitDirs(Path(git_dir), Path(common), ref if ref.startswith("refs/") else None)
+    """What git says of ``worktree``, asked one question at a time."""
+    git_dir = git(worktree, "rev-parse", "--absolute-git-dir").strip()
+    common = git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
+    ref = git(worktree, "symbolic-ref", "-q", "HEAD", check=False).strip()
+    return GitDirs(Path(git_dir), Path(common), ref or None)
 
 
 @pytest.fixture
