@@ -173,12 +173,9 @@ async def dispatch(state: OrchestratorState, runtime: Runtime[RunSettings]) -> d
         ),
         return_exceptions=True,  # all end before the first failure is raised, as one by one
     )
-    sessions: list[str] = []
-    for session_id in created:
+    for (task, worktree, services), session_id in zip(made, created, strict=True):
         if isinstance(session_id, BaseException):
-            raise session_id
-        sessions.append(session_id)
-    for (task, worktree, services), session_id in zip(made, sessions, strict=True):
+            raise session_id  # the first failure, in the order the tasks were started
         updates[task.id] = TaskRecord(
             id=task.id,
             status="working",
