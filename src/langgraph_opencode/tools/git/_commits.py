@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from langgraph_opencode.tools.git._command import GitIdentity, run_git, split_z
+from langgraph_opencode.tools.git._gitdir import head_of
 from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git.models import CommitResult
 
-__all__ = ["commit_everything", "head_of", "reset_worktree"]
-
-
-async def head_of(worktree: Path) -> str:
-    """The commit checked out in ``worktree``."""
-    return (await run_git(worktree, "rev-parse", "HEAD")).stdout.strip()
+__all__ = ["commit_everything", "reset_worktree"]
 
 
 async def commit_everything(

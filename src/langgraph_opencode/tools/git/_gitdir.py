@@ -1,29 +1,62 @@
-"""Where a worktree's git files are: its git directory, the common directory and its ``HEAD``.
+"""Where a worktree's git files are, and what its ``HEAD`` and the branches point at.
 
 Several checks before the run writes in a worktree only need these paths: whether
 a merge stopped half-way (``MERGE_HEAD`` in the git directory) and which lock
 files are stale. Git keeps them in small files of a documented layout
 (gitrepository-layout(5)): a linked worktree's ``.git`` is a file
 ``gitdir: <path>``, that directory's ``commondir`` names the shared one, and
-its ``HEAD`` reads ``ref: <branch ref>`` (or a commit, detached). Reading them
-costs no process; a worktree laid out otherwise (a subdirectory, the reftable
-ref format whose ``HEAD`` file is a placeholder, anything unreadable) is asked
-of ``git rev-parse`` instead, so the answer is git's own either way.
+its ``HEAD`` reads ``ref: <branch ref>`` (or a commit, detached).
+
+A branch's commit is in the common directory too: in the loose file
+``refs/heads/<branch>``, else on its line of ``packed-refs``. Git replaces both
+files by renaming a finished one over them, and writes ``packed-refs`` before it
+deletes the loose files it packed, so reading the loose file first and then
+``packed-refs`` sees either the old or the new value, never a half-written one.
+
+Reading them costs no process; what these files cannot say (a subdirectory, the
+reftable ref format whose ``HEAD`` file is a placeholder, a content of another
+shape, anything unreadable) is asked of ``git rev-parse`` instead, so the answer
+is git's own either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from langgraph_opencode.tools.git._command import run_git
 
-__all__ = ["GitDirs", "checked_out_at", "git_dirs", "merge_in_progress"]
+__all__ = [
+    "GitDirs",
+    "branch_commit",
+    "checked_out_at",
+    "git_dirs",
+    "head_of",
+    "merge_in_progress",
+]
 
 _GITFILE_PREFIX = "gitdir: "
 _SYMREF_PREFIX = "ref: "
+_PACKED_REFS = "packed-refs"
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256
+# A ref name whose loose file is plainly ``<common dir>/<name>``: no component
+# that git-check-ref-format(1) forbids or that could leave the directory.
+_COMPONENT = r"[A-Za-z0-9_+=@%,-][A-Za-z0-9_+=@%,.-]*"
+_PLAIN_REF = re.compile(rf"refs/(?:{_COMPONENT}/)*{_COMPONENT}")
+_SYMREF_DEPTH = 5  # git's SYMREF_MAXDEPTH
+
+
+class _AskGit(enum.Enum):
+    """The answer of a read whose files could not say."""
+
+    ASK_GIT = "ask git"
+
+
+_ASK_GIT = _AskGit.ASK_GIT
 
 
 @dataclass(frozen=True)
@@ -88,8 +121,90 @@ def _merge_head(worktree: Path) -> bool | None:
     return None if dirs is None else (dirs.git_dir / "MERGE_HEAD").is_file()
 
 
+async def branch_commit(repo: Path, common_dir: Path, ref: str) -> str | None:
+    """The commit branch ``ref`` (``refs/heads/<name>``) points at; ``None`` if there is none.
+
+    Read from the ref files in ``common_dir`` where they can say, else asked of
+    ``git rev-parse`` in ``repo`` (any directory of the repository). A branch
+    names a commit: ``git branch`` and ``git commit`` make no other.
+    """
+    found = await asyncio.to_thread(_ref, common_dir, ref)
+    if found is not _ASK_GIT:
+        return found
+    out = await run_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    return out.stdout.strip() if out.ok else None
+
+
+async def head_of(worktree: Path) -> str:
+    """The commit checked out in ``worktree``: from its git files, else ``git rev-parse HEAD``.
+
+    Raises:
+        GitError: git cannot say either (an unborn branch, not a worktree).
+    """
+    found = await asyncio.to_thread(_head_commit, worktree)
+    if found is not _ASK_GIT:
+        return found
+    return (await run_git(worktree, "rev-parse", "HEAD")).stdout.strip()
+
+
+def _head_commit(worktree: Path) -> str | _AskGit:
+    read = _read_head(worktree)
+    if read is None:
+        return _ASK_GIT
+    dirs, head = read
+    if dirs.head_ref is None:
+        return head if _OBJECT_ID.fullmatch(head) else _ASK_GIT
+    found = _ref(dirs.common_dir, dirs.head_ref)
+    return _ASK_GIT if found is None else found  # an unborn branch: git says what is wrong
+
+
+def _ref(common_dir: Path, ref: str, depth: int = 0) -> str | _AskGit | None:
+    if (
+        depth > _SYMREF_DEPTH
+        or not _PLAIN_REF.fullmatch(ref)
+        or ".." in ref
+        or ref.endswith((".", ".lock"))
+        or "/." in ref
+    ):
+        return _ASK_GIT
+    try:
+        if (common_dir / "reftable").exists():
+            return _ASK_GIT
+        try:
+            text = (common_dir / ref).read_text("ascii").strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return _packed(common_dir, ref)
+    except (OSError, UnicodeDecodeError):
+        return _ASK_GIT
+    if text.startswith(_SYMREF_PREFIX):
+        return _ref(common_dir, text.removeprefix(_SYMREF_PREFIX), depth + 1)
+    return text if _OBJECT_ID.fullmatch(text) else _ASK_GIT
+
+
+def _packed(common_dir: Path, ref: str) -> str | _AskGit | None:
+    """``ref``'s line of ``packed-refs``: ``<object id> <ref>``; ``None`` if it has none."""
+    try:
+        data = (common_dir / _PACKED_REFS).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _ASK_GIT
+    end = data.find(b" " + ref.encode("ascii") + b"\n")
+    if end < 0:
+        return None
+    start = data.rfind(b"\n", 0, end) + 1
+    line = data[start:end].decode("ascii", errors="replace")
+    return line if _OBJECT_ID.fullmatch(line) else _ASK_GIT
+
+
 def _read(worktree: Path) -> GitDirs | None:
     """The directories from git's files, ``None`` where only git itself can say."""
+    read = _read_head(worktree)
+    return None if read is None else read[0]
+
+
+def _read_head(worktree: Path) -> tuple[GitDirs, str] | None:
+    """The directories and the content of ``HEAD``, ``None`` where only git can say."""
     dotgit = worktree / ".git"
     try:
         if dotgit.is_dir():
@@ -111,7 +226,7 @@ def _read(worktree: Path) -> GitDirs | None:
     ref = head.removeprefix(_SYMREF_PREFIX) if head.startswith(_SYMREF_PREFIX) else None
     if ref is not None and not ref.startswith("refs/"):
         return None
-    return GitDirs(Path(_absolute(git_dir)), Path(_absolute(common)), ref)
+    return GitDirs(Path(_absolute(git_dir)), Path(_absolute(common)), ref), head
 
 
 def _absolute(path: Path) -> str:

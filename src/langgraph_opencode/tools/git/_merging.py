@@ -15,8 +15,8 @@ from pathlib import Path
 from langgraph_opencode.errors import GitError, MergeConflict, RefreshAborted
 from langgraph_opencode.tools.git._branches import RunBranches
 from langgraph_opencode.tools.git._command import command_error, run_git, split_z
-from langgraph_opencode.tools.git._commits import head_of, reset_worktree
-from langgraph_opencode.tools.git._gitdir import merge_in_progress
+from langgraph_opencode.tools.git._commits import reset_worktree
+from langgraph_opencode.tools.git._gitdir import head_of, merge_in_progress
 from langgraph_opencode.tools.git._layout import RunLayout
 from langgraph_opencode.tools.git._locks import clear_stale_locks
 from langgraph_opencode.tools.git._repository import Repository

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from langgraph_opencode.errors import GitError
 from langgraph_opencode.tools.git._command import run_git
-from langgraph_opencode.tools.git._commits import commit_everything, head_of
-from langgraph_opencode.tools.git._gitdir import checked_out_at, merge_in_progress
+from langgraph_opencode.tools.git._commits import commit_everything
+from langgraph_opencode.tools.git._gitdir import checked_out_at, head_of, merge_in_progress
 from langgraph_opencode.tools.git._layout import RunLayout, absolute
 from langgraph_opencode.tools.git._repository import Repository
 from langgraph_opencode.tools.git._worktrees import list_worktrees

@@ -22,10 +22,13 @@ from langgraph_opencode.tools.git._command import (
     command_error,
     run_git,
 )
+from langgraph_opencode.tools.git._gitdir import branch_commit
 from langgraph_opencode.tools.git._worktrees import status_entries
 from langgraph_opencode.tools.git.models import WorkingTreeStatus
 
 __all__ = ["Repository"]
+
+_BRANCHES = "refs/heads/"
 
 
 class Repository:
@@ -105,7 +108,13 @@ class Repository:
         return (await self.git("rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
 
     async def resolve(self, rev: str) -> str | None:
-        """Return the commit ``rev`` names, or ``None`` if there is none."""
+        """Return the commit ``rev`` names, or ``None`` if there is none.
+
+        A branch (``refs/heads/<name>``) is read from git's ref files where
+        they can say; anything else is asked of ``git rev-parse``.
+        """
+        if rev.startswith(_BRANCHES):
+            return await branch_commit(self.root, self.common_dir, rev)
         out = await self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         return out.stdout.strip() if out.ok else None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from langgraph_opencode.errors import GitError
 from langgraph_opencode.tools.git._command import command_error, run_git
-from langgraph_opencode.tools.git._gitdir import checked_out_at
+from langgraph_opencode.tools.git._gitdir import branch_commit, checked_out_at
 from langgraph_opencode.tools.git.models import StatusEntry
 
 __all__ = [
@@ -127,9 +127,7 @@ async def ensure_worktree(
             "not empty; move it away (nothing there was deleted) or choose another path"
         )
     await asyncio.to_thread(_make_parent, path)
-    exists = (
-        await run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
-    ).ok
+    exists = await branch_commit(repo, common_dir, f"refs/heads/{branch}") is not None
     if exists:
         await run_git(repo, "worktree", "add", "--quiet", str(path), branch)
     else:
