@@ -17,6 +17,7 @@ IN_THE_GRAPH = [
     "langgraph_opencode.graph",
     "langgraph_opencode.nodes",
     "langgraph_opencode.tools.git",
+    "langgraph_opencode.tools._child",
     "langgraph_opencode.tools.checks",
     "langgraph_opencode.tools.toolkit",
     "langgraph_opencode.tools.opencode.client",

@@ -1,6 +1,6 @@
 """Git for the orchestrator: the user's repository, a run's branches, worktrees and merges.
 
-Everything runs the real ``git`` executable through asyncio subprocesses::
+Everything runs the real ``git`` executable, from asyncio::
 
     repo = await Repo.open("path/to/project")
     run = repo.run("run-1")

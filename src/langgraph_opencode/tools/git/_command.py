@@ -18,17 +18,14 @@ ever is stopped with everything it started, and the graph goes on.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from langgraph_opencode.errors import ConfigurationError, GitError, GitTimeoutError
+from langgraph_opencode.tools._child import ChildTimeoutError, run_child
 from langgraph_opencode.tools._env import seconds_from_env
-from langgraph_opencode.tools._process import signal_group
 
 __all__ = [
     "DEFAULT_GIT_TIMEOUT",
@@ -49,8 +46,6 @@ DEFAULT_GIT_TIMEOUT = 600.0
 repository of hundreds of thousands of files takes minutes on a busy machine."""
 GIT_TIMEOUT_ENV = "LANGGRAPH_OPENCODE_GIT_TIMEOUT"
 """The environment variable that overrides :data:`DEFAULT_GIT_TIMEOUT` (seconds)."""
-_KILL_GRACE = 2.0
-"""Seconds between SIGTERM (git removes its lock files) and SIGKILL after a timeout."""
 _MIN_VERSION = (2, 36)  # `git worktree list -z`
 
 # `git rev-parse --local-env-vars`: these would redirect a command elsewhere.
@@ -178,31 +173,18 @@ async def run_git(
     full = (*_ALWAYS_CONFIG, *(identity_args(identity) if identity else ()), *args)
     inherited = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     env = {**inherited, **_BASE_ENV, **(identity.env() if identity else {})}
+    command = ("git", *args)
     try:
         # The child looks git up on PATH: no blocking file-system look-up in the event loop.
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            "-C",
-            str(cwd),
-            *full,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            # Its own process group: a timeout or a cancellation stops what git
-            # started too (a filter holding the pipes would keep us waiting).
-            start_new_session=True,
-        )
+        # Its own process group: a timeout or a cancellation stops what git started too
+        # (a filter holding the pipes would keep us waiting).
+        done = await run_child(("git", "-C", str(cwd), *full), env=env, timeout=limit)
     except FileNotFoundError:
         raise ConfigurationError(
             "the `git` executable was not found on PATH: install git (2.36 or newer) "
             "and make sure it is on PATH"
         ) from None
-    command = ("git", *args)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit)
-    except TimeoutError:
-        await _stop(proc)
+    except ChildTimeoutError:
         raise GitTimeoutError(
             f"`git {_subcommand(args)}` did not finish within {limit:g} s in {cwd} and was "
             "stopped: a filter, credential helper or other program git started may be waiting; "
@@ -211,14 +193,11 @@ async def run_git(
             cwd=str(cwd),
             timeout=limit,
         ) from None
-    except asyncio.CancelledError:
-        await _stop(proc)
-        raise
     result = GitOutput(
         command=command,
-        returncode=proc.returncode if proc.returncode is not None else -1,
-        stdout=out.decode("utf-8", errors="replace"),
-        stderr=err.decode("utf-8", errors="replace"),
+        returncode=done.returncode,
+        stdout=done.stdout.decode("utf-8", errors="replace"),
+        stderr=done.stderr.decode("utf-8", errors="replace"),
     )
     if check and not result.ok:
         raise command_error(result, f"git {_subcommand(args)} failed in {cwd}")
@@ -243,23 +222,6 @@ def _subcommand(args: tuple[str, ...]) -> str:
         elif not arg.startswith("-"):
             return arg
     return ""
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """Stop git's process group: SIGTERM (git removes its lock files), then SIGKILL.
-
-    Reading the pipes to their end, rather than only waiting for git, lets the
-    pipe transports see the end of output once the last writer is gone; a
-    process that left the group and holds them is given up on after the grace.
-    """
-    signal_group(proc.pid, signal.SIGTERM)
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.communicate(), _KILL_GRACE)
-    finally:
-        signal_group(proc.pid, signal.SIGKILL)  # whatever is left of the group
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.communicate(), _KILL_GRACE)
 
 
 async def check_git_version() -> None:
