@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph_opencode.core.services import UNREACHABLE, Services, services_for
 from langgraph_opencode.core.settings import RunSettings
 from langgraph_opencode.core.state import PromptJob
 from langgraph_opencode.errors import OpenCodeHTTPError
+from langgraph_opencode.tools.opencode import SessionStatus
 
 __all__ = ["BUSY_WAIT", "abort_left_behind", "quiet_worktree"]
 
@@ -26,8 +28,12 @@ BUSY_WAIT = 60.0
 """How long sessions aborted in a worktree may take to stop before its prompt is refused."""
 
 
-async def quiet_worktree(services: Services, job: PromptJob) -> str | None:
+async def quiet_worktree(
+    services: Services, job: PromptJob, statuses: Mapping[str, SessionStatus] | None = None
+) -> str | None:
     """Abort every session still at work in the job's worktree and wait until they stop.
+
+    ``statuses``: the worktree's statuses if just read (else they are read first).
 
     Returns:
         ``None`` once no session works there; else why the prompt must not go
@@ -37,7 +43,8 @@ async def quiet_worktree(services: Services, job: PromptJob) -> str | None:
     deadline = time.monotonic() + BUSY_WAIT
     aborted: set[str] = set()
     while True:
-        statuses = await client.status(directory)
+        if statuses is None:
+            statuses = await client.status(directory)
         busy = sorted(sid for sid, status in statuses.items() if status.type != "idle")
         if not busy:
             return None
@@ -51,6 +58,7 @@ async def quiet_worktree(services: Services, job: PromptJob) -> str | None:
                 await client.abort(session_id, directory)
                 aborted.add(session_id)
         await asyncio.sleep(0.5)
+        statuses = None
 
 
 async def abort_left_behind(

@@ -235,11 +235,20 @@ async def _send_one(
     may be at work when it starts (see ``quiet_worktree``).
     """
     services = await services_for(settings, url)
-    if await prompt_arrived(
-        services.client, job["session_id"], job["directory"], job["message_id"]
-    ):
+    client = services.client
+    # Both reads at once: whether it arrived, and who works in its worktree now.
+    arrived, statuses = await asyncio.gather(
+        prompt_arrived(client, job["session_id"], job["directory"], job["message_id"]),
+        client.status(job["directory"]) if worktree else _nothing(),
+        return_exceptions=True,
+    )
+    if isinstance(arrived, BaseException):
+        raise arrived
+    if isinstance(statuses, BaseException):
+        raise statuses
+    if arrived:
         return _Sent()
-    if worktree and (busy := await quiet_worktree(services, job)):
+    if worktree and (busy := await quiet_worktree(services, job, statuses)):
         return _Sent(refused=busy)
     # Listened to from before the post, its events tell the whole turn, so the
     # supervisor need not read it back (an open stream only: one reconnecting
@@ -269,6 +278,10 @@ async def _send_one(
             return _Sent(refused=f"the server refused the prompt: {exc}")
         raise  # a server error: resuming later sends it again
     return _Sent(events=events)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def send(
