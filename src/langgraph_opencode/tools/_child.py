@@ -33,6 +33,8 @@ __all__ = ["ChildTimeoutError", "Finished", "run_child"]
 _KILL_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL, and then before the pipes are given up."""
 _READ_SIZE = 1 << 16
+_UNKNOWN_STATUS = 255
+"""The status of a child someone else reaped (asyncio says 255 then too)."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,11 @@ class _Child:
 
     def _exited(self) -> None:
         self._close_pidfd()
-        _, status = os.waitpid(self.pid, 0)  # it has ended: this only reaps it
-        self.returncode = os.waitstatus_to_exitcode(status)
+        try:
+            _, status = os.waitpid(self.pid, 0)  # it has ended: this only reaps it
+            self.returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            self.returncode = _UNKNOWN_STATUS  # reaped by a waitpid(-1) elsewhere
         self._check()
 
     def _check(self) -> None:
