@@ -187,10 +187,12 @@ async def test_what_the_ref_files_cannot_say_is_asked_of_git(
     (repo / ".git" / "reftable").rmdir()
     # Not a name git allows: the files are not read, git refuses it.
     assert await branch_commit(repo, repo / ".git", "refs/heads/../../HEAD") is None
+    # Not a branch (a per-worktree ref would live in the worktree's git directory).
+    assert await branch_commit(repo, repo / ".git", "refs/worktree/none") is None
     loose = repo / ".git" / "refs" / "heads" / "odd"
     loose.write_text("not an object id\n")
     assert await branch_commit(repo, repo / ".git", "refs/heads/odd") is None
-    assert len(asked) == 3
+    assert len(asked) == 4
 
 
 @pytest.mark.parametrize("where", ["repo", "linked", "detached"])

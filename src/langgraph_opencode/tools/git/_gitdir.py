@@ -43,10 +43,11 @@ _GITFILE_PREFIX = "gitdir: "
 _SYMREF_PREFIX = "ref: "
 _PACKED_REFS = "packed-refs"
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256
-# A ref name whose loose file is plainly ``<common dir>/<name>``: no component
-# that git-check-ref-format(1) forbids or that could leave the directory.
+# A branch whose loose file is plainly ``<common dir>/<name>`` (per-worktree refs
+# live elsewhere): no component that git-check-ref-format(1) forbids or that
+# could leave the directory.
 _COMPONENT = r"[A-Za-z0-9_+=@%,-][A-Za-z0-9_+=@%,.-]*"
-_PLAIN_REF = re.compile(rf"refs/(?:{_COMPONENT}/)*{_COMPONENT}")
+_PLAIN_REF = re.compile(rf"refs/heads/(?:{_COMPONENT}/)*{_COMPONENT}")
 _SYMREF_DEPTH = 5  # git's SYMREF_MAXDEPTH
 
 
