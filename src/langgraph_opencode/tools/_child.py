@@ -23,7 +23,7 @@ import contextlib
 import functools
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from langgraph_opencode.tools._process import signal_group
@@ -158,15 +158,7 @@ class _Child:
 
     async def stop(self) -> None:
         """SIGTERM the group, then SIGKILL what is left; wait a grace for each."""
-        signal_group(self.pid, signal.SIGTERM)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.ended), _KILL_GRACE)
-        finally:
-            signal_group(self.pid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            # A process that left the group may hold the pipes: given up on after this.
-            await asyncio.wait_for(asyncio.shield(self.ended), _KILL_GRACE)
+        await _stop_group(self.pid, lambda: asyncio.shield(self.ended))
 
     def close(self) -> None:
         """Stop watching: close the pipes and the pidfd, reap the process if it has ended."""
@@ -205,21 +197,24 @@ async def _run_by_asyncio(argv: Sequence[str], env: Mapping[str, str], timeout: 
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        await _stop_process(proc)
+        await _stop_group(proc.pid, proc.communicate)  # reads the pipes to their end
         raise ChildTimeoutError(f"{argv[0]} ran past {timeout:g} s") from None
     except asyncio.CancelledError:
-        await _stop_process(proc)
+        await _stop_group(proc.pid, proc.communicate)  # reads the pipes to their end
         raise
     return Finished(proc.returncode if proc.returncode is not None else -1, out, err)
 
 
-async def _stop_process(proc: asyncio.subprocess.Process) -> None:
-    """:meth:`_Child.stop` for asyncio's process: reading the pipes to their end as it waits."""
-    signal_group(proc.pid, signal.SIGTERM)
+async def _stop_group(pgid: int, ended: Callable[[], Awaitable[object]]) -> None:
+    """SIGTERM group ``pgid``, then SIGKILL what is left, waiting up to a grace for ``ended``.
+
+    A process that left the group may hold the pipes: it is given up on after the grace.
+    """
+    signal_group(pgid, signal.SIGTERM)
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.communicate(), _KILL_GRACE)
+            await asyncio.wait_for(ended(), _KILL_GRACE)
     finally:
-        signal_group(proc.pid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.communicate(), _KILL_GRACE)
+        await asyncio.wait_for(ended(), _KILL_GRACE)
